@@ -1,1 +1,33 @@
-//! placeholder
+//! Rivulet's shared measuring tools.
+//!
+//! Every stage is measured with the same pieces, so a number from one stage can
+//! be set beside a number from another:
+//! - [`raw`]: the machine's own limits for the same bytes (plain writes, fsync,
+//!   reads), measured in the same run as the stages;
+//! - [`machine`]: what the machine is, written into every results file;
+//! - [`results`]: criterion's estimates gathered into one JSON results file per
+//!   suite and profile, under `benches/results/<profile>/`;
+//! - [`report`]: those files turned into the book's tables.
+
+pub mod machine;
+pub mod raw;
+pub mod report;
+pub mod results;
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root folder (this crate lives in `benches/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Where benchmarks put their files: `RIVULET_BENCH_DIR`, or the system's
+/// temporary folder. Set it to a mount on the disk you mean to measure.
+pub fn bench_data_dir() -> PathBuf {
+    std::env::var_os("RIVULET_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}

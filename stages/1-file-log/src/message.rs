@@ -106,11 +106,10 @@ impl Message {
     /// One fresh `Vec` per message, as in the talk. Stage 5 removes this
     /// allocation by encoding a whole batch into one buffer in place.
     pub fn as_bytes(&self) -> Result<Vec<u8>, RecordError> {
-        let payload_len = u32::try_from(self.payload.len()).map_err(|_| {
-            RecordError::PayloadTooLarge {
+        let payload_len =
+            u32::try_from(self.payload.len()).map_err(|_| RecordError::PayloadTooLarge {
                 len: self.payload.len(),
-            }
-        })?;
+            })?;
         let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.extend_from_slice(&self.offset.to_le_bytes());
         bytes.extend_from_slice(&self.id.to_le_bytes());
@@ -127,12 +126,10 @@ impl Message {
     /// short buffer. Here every length is checked against what is there first,
     /// so a torn or lying record is an error, never a panic or an over-read.
     pub fn from_bytes(bytes: &[u8]) -> Result<Message, RecordError> {
-        let header: &[u8; HEADER_LEN] = bytes
-            .first_chunk()
-            .ok_or(RecordError::Truncated {
-                needed: HEADER_LEN as u64,
-                available: bytes.len(),
-            })?;
+        let header: &[u8; HEADER_LEN] = bytes.first_chunk().ok_or(RecordError::Truncated {
+            needed: HEADER_LEN as u64,
+            available: bytes.len(),
+        })?;
         let header = Header::from_bytes(header);
         let payload = bytes
             .get(HEADER_LEN..)

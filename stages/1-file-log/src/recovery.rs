@@ -54,7 +54,11 @@ pub(crate) struct Files<'a> {
 pub(crate) fn recover(files: &Files<'_>, max_log_bytes: u64) -> Result<Recovered, Error> {
     let log_len = files.log.metadata().at(files.log_path)?.len();
     if log_len > max_log_bytes {
-        return Err(corrupt(files, log_len, "log is longer than a u32 index can address"));
+        return Err(corrupt(
+            files,
+            log_len,
+            "log is longer than a u32 index can address",
+        ));
     }
     let entries = index::read_all(files.index).at(files.index_path)?;
     let index_len = files.index.metadata().at(files.index_path)?.len();

@@ -206,7 +206,9 @@ impl Stream {
             self.log_len
         };
         let mut bytes = vec![0; (end - start) as usize];
-        self.log.read_exact_at(&mut bytes, start).at(&self.log_path)?;
+        self.log
+            .read_exact_at(&mut bytes, start)
+            .at(&self.log_path)?;
 
         let mut messages = Vec::with_capacity(count as usize);
         let mut rest = bytes.as_slice();

@@ -1,5 +1,7 @@
 //! Appending and polling through the index, in every append mode.
 
+#![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
+
 use stage1_file_log::stream::{INDEX_FILE, LOG_FILE};
 use stage1_file_log::{AppendMode, Error, HEADER_LEN, Message, Stream};
 
@@ -59,7 +61,10 @@ fn reopen_continues_offsets() {
     let mut stream = Stream::open(1, dir.path(), AppendMode::KeptHandle).unwrap();
     assert_eq!(stream.next_offset(), 10);
     assert_eq!(stream.recovery().index_entries_rebuilt, 0);
-    assert_eq!(stream.append(Message::new(0, b"more".to_vec())).unwrap(), 10);
+    assert_eq!(
+        stream.append(Message::new(0, b"more".to_vec())).unwrap(),
+        10
+    );
     drop(stream);
 
     let stream = Stream::open(1, dir.path(), AppendMode::OpenPerAppend).unwrap();
@@ -83,7 +88,10 @@ fn log_full_is_an_error_at_the_limit_not_a_wrap_around() {
             log_len,
             record_len,
             limit,
-        }) => assert_eq!((log_len, record_len, limit), (3 * record, record, 3 * record)),
+        }) => assert_eq!(
+            (log_len, record_len, limit),
+            (3 * record, record, 3 * record)
+        ),
         other => panic!("expected LogFull, got {other:?}"),
     }
     // The refused record left no trace, and a smaller one still fits nowhere.

@@ -3,6 +3,8 @@
 //!
 //! `RIVULET_CRASH_ROUNDS=N` runs N rounds instead of the quick default.
 
+#![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -48,13 +50,19 @@ fn crash_sigkill_during_synced_appends_loses_nothing_acknowledged() {
 
         let stream = Stream::open(1, dir.path(), AppendMode::KeptHandle).unwrap();
         let count = stream.next_offset();
-        assert!(count >= acknowledged, "round {round}: lost acknowledged messages");
+        assert!(
+            count >= acknowledged,
+            "round {round}: lost acknowledged messages"
+        );
         // Every record present, acknowledged or not, is whole and in order.
         let messages = stream.poll(0, count).unwrap();
         assert_eq!(messages.len() as u64, count);
         for (message, n) in messages.iter().zip(0..) {
             assert_eq!((message.offset, message.id), (n, n));
-            assert!(message.payload == payloads.payload(n, PAYLOAD_LEN), "payload {n}");
+            assert!(
+                message.payload == payloads.payload(n, PAYLOAD_LEN),
+                "payload {n}"
+            );
         }
         // The next writer continues from what survived.
         acknowledged = count;

@@ -1,5 +1,7 @@
 //! The talk's hexdump, byte for byte: the record layout is a promise.
 
+#![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
+
 use stage1_file_log::{AppendMode, Message, Stream, hexdump, stream::LOG_FILE};
 
 /// The 50 bytes of "hello" (offset 0, id 1) and "world" (offset 1, id 2).
@@ -52,7 +54,9 @@ fn golden_stream_writes_exactly_these_bytes_to_its_log() {
         let stream_dir = dir.path().join(mode.name());
         let mut stream = Stream::open(1, &stream_dir, mode).unwrap();
         for message in hello_world() {
-            stream.append(Message::new(message.id, message.payload)).unwrap();
+            stream
+                .append(Message::new(message.id, message.payload))
+                .unwrap();
         }
         let log = std::fs::read(stream_dir.join(LOG_FILE)).unwrap();
         assert_eq!(log, HELLO_WORLD, "{mode:?}");

@@ -1,5 +1,7 @@
 //! Opening a stream repairs what a crash can leave: torn tails and a lagging index.
 
+#![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
+
 use std::fs::OpenOptions;
 use std::path::Path;
 
@@ -45,7 +47,10 @@ fn assert_holds_intact(dir: &Path, count: u64) -> RecoveryReport {
         assert_eq!(message.payload, payload(n));
     }
     let report = stream.recovery();
-    assert_eq!(stream.append(Message::new(count, payload(count))).unwrap(), count);
+    assert_eq!(
+        stream.append(Message::new(count, payload(count))).unwrap(),
+        count
+    );
     report
 }
 
@@ -92,7 +97,10 @@ fn index_shorter_than_the_log_is_rebuilt_from_the_log() {
         let report = assert_holds_intact(&dir, MESSAGES);
         assert_eq!(report.index_entries_rebuilt, MESSAGES - entries as u64);
         // The rebuilt index is byte for byte the one appends wrote.
-        assert_eq!(std::fs::read(dir.join(INDEX_FILE)).unwrap()[..index.len()], index[..]);
+        assert_eq!(
+            std::fs::read(dir.join(INDEX_FILE)).unwrap()[..index.len()],
+            index[..]
+        );
     }
 }
 
@@ -104,7 +112,10 @@ fn missing_index_file_is_rebuilt_from_the_log() {
     std::fs::remove_file(dir.join(INDEX_FILE)).unwrap();
     let report = assert_holds_intact(&dir, MESSAGES);
     assert_eq!(report.index_entries_rebuilt, MESSAGES);
-    assert_eq!(std::fs::read(dir.join(INDEX_FILE)).unwrap()[..index.len()], index[..]);
+    assert_eq!(
+        std::fs::read(dir.join(INDEX_FILE)).unwrap()[..index.len()],
+        index[..]
+    );
 }
 
 #[test]
@@ -172,5 +183,11 @@ fn repaired_files_reopen_with_nothing_left_to_repair() {
         .len();
     assert_eq!(len, (MESSAGES - 1) * RECORD);
     let report = assert_holds_intact(&dir, MESSAGES - 1);
-    assert_eq!(report, RecoveryReport { messages: MESSAGES - 1, ..Default::default() });
+    assert_eq!(
+        report,
+        RecoveryReport {
+            messages: MESSAGES - 1,
+            ..Default::default()
+        }
+    );
 }

@@ -1,5 +1,7 @@
 //! Encoding then decoding gives back the same message, whatever it holds.
 
+#![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
+
 use proptest::prelude::*;
 use stage1_file_log::{HEADER_LEN, Message, RecordError};
 

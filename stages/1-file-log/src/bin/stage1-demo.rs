@@ -15,7 +15,10 @@ fn main() -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("rivulet-stage1-demo-{}", std::process::id())),
     };
     if dir.exists() && dir.read_dir()?.next().is_some() {
-        bail!("{} is not empty; the demo needs a fresh directory", dir.display());
+        bail!(
+            "{} is not empty; the demo needs a fresh directory",
+            dir.display()
+        );
     }
 
     let mut stream = Stream::open(1, &dir, AppendMode::SyncEveryAppend)?;
@@ -32,7 +35,10 @@ fn main() -> anyhow::Result<()> {
     println!("\npoll(offset 0, count 10):");
     for message in stream.poll(0, 10)? {
         let text = String::from_utf8_lossy(&message.payload);
-        println!("  offset {} id {} payload {text:?}", message.offset, message.id);
+        println!(
+            "  offset {} id {} payload {text:?}",
+            message.offset, message.id
+        );
     }
     println!("\nfiles kept in {} for you to inspect", dir.display());
     Ok(())

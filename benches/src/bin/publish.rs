@@ -1,0 +1,44 @@
+//! Regenerates the book's result tables from the results files.
+//!
+//! `publish` writes `book/src/generated/<suite>.md` for every suite;
+//! `publish --check` writes nothing and fails if any of them is out of date
+//! (the test command runs this, so the book never disagrees with its data).
+
+use anyhow::Context;
+use bench::report::render_suite;
+use bench::results::ResultsFile;
+
+/// The suites the book shows, in chapter order. A suite nobody has measured
+/// still gets a page, saying so.
+const SUITES: [&str; 1] = ["stage1"];
+
+fn main() -> anyhow::Result<()> {
+    let check = std::env::args().skip(1).any(|arg| arg == "--check");
+    let out_dir = bench::repo_root()
+        .join("book")
+        .join("src")
+        .join("generated");
+    std::fs::create_dir_all(&out_dir).with_context(|| out_dir.display().to_string())?;
+    let mut stale = Vec::new();
+    for suite in SUITES {
+        let text = render_suite(suite, &ResultsFile::all_for_suite(suite)?);
+        let path = out_dir.join(format!("{suite}.md"));
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == text {
+            continue;
+        }
+        if check {
+            stale.push(path.display().to_string());
+        } else {
+            std::fs::write(&path, text).with_context(|| path.display().to_string())?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        anyhow::bail!(
+            "out of date with benches/results (run `cargo run -p bench --bin publish`): {}",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}
