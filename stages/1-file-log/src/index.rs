@@ -16,6 +16,7 @@ pub const ENTRY_LEN: u64 = 4;
 /// The longest log a `u32` position can address.
 pub const MAX_LOG_BYTES: u64 = u32::MAX as u64;
 
+// ANCHOR: read_entry
 /// Reads the position of record `offset` with one positional read.
 ///
 /// A positional read (`pread`) rather than the talk's `seek` + `read`, so that
@@ -25,6 +26,7 @@ pub fn read_entry(index: &File, offset: u64) -> std::io::Result<u32> {
     index.read_exact_at(&mut entry, offset * ENTRY_LEN)?;
     Ok(u32::from_le_bytes(entry))
 }
+// ANCHOR_END: read_entry
 
 /// Reads every whole entry; a partial entry at the end (a torn write) is ignored.
 pub fn read_all(index: &File) -> std::io::Result<Vec<u32>> {

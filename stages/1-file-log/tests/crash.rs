@@ -35,6 +35,7 @@ fn crash_sigkill_during_synced_appends_loses_nothing_acknowledged() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
+        // ANCHOR: kill
         // Let it acknowledge a varying number of messages, then kill it while it
         // is in the middle of the next ones.
         let wait_for = 1 + (round * 7919) % 40;
@@ -47,7 +48,9 @@ fn crash_sigkill_during_synced_appends_loses_nothing_acknowledged() {
         child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "the writer died of SIGKILL");
+        // ANCHOR_END: kill
 
+        // ANCHOR: verify
         let stream = Stream::open(1, dir.path(), AppendMode::KeptHandle).unwrap();
         let count = stream.next_offset();
         assert!(
@@ -64,6 +67,7 @@ fn crash_sigkill_during_synced_appends_loses_nothing_acknowledged() {
                 "payload {n}"
             );
         }
+        // ANCHOR_END: verify
         // The next writer continues from what survived.
         acknowledged = count;
     }
