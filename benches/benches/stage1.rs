@@ -82,17 +82,17 @@ fn append_group(
         });
     }
 
+    // The raw limits: the same bytes, one write per record or in large writes,
+    // with and without the flush that makes them durable.
     let raw_record = vec![0x5a; record as usize];
-    let raw = |name: &str| RawFile::create(data, name, CAP_BYTES).expect("raw file");
-    for (id, durability, sync) in [
-        (
-            "raw-write-per-record",
-            "what the OS has not written back",
-            false,
-        ),
-        ("raw-write-fsync-per-record", "nothing written", true),
+    let page_cache = "what the OS has not written back";
+    for (id, durability, large, sync) in [
+        ("raw-write-per-record", page_cache, false, false),
+        ("raw-write-fsync-per-record", "nothing written", false, true),
+        ("raw-large-writes", page_cache, true, false),
+        ("raw-large-writes-then-fsync", "nothing written", true, true),
     ] {
-        let mut file = raw(id);
+        let mut file = RawFile::create(data, id, CAP_BYTES)?;
         let spec = RowSpec {
             kind: RowKind::Raw,
             durability,
@@ -100,26 +100,14 @@ fn append_group(
             bytes_per_iter: record,
         };
         suite.bench(&mut group, id, spec, |b| {
-            b.iter_custom(|iters| file.write_each(&raw_record, iters, sync).expect("write"))
-        });
-    }
-    for (id, durability, sync) in [
-        (
-            "raw-large-writes",
-            "what the OS has not written back",
-            false,
-        ),
-        ("raw-large-writes-then-fsync", "nothing written", true),
-    ] {
-        let mut file = raw(id);
-        let spec = RowSpec {
-            kind: RowKind::Raw,
-            durability,
-            limit: None,
-            bytes_per_iter: record,
-        };
-        suite.bench(&mut group, id, spec, |b| {
-            b.iter_custom(|iters| file.write_large(iters * record, sync).expect("write"))
+            b.iter_custom(|iters| {
+                let timed = if large {
+                    file.write_large(iters * record, sync)
+                } else {
+                    file.write_each(&raw_record, iters, sync)
+                };
+                timed.expect("write")
+            })
         });
     }
     group.finish();
