@@ -106,16 +106,22 @@ impl Message {
     /// One fresh `Vec` per message, as in the talk. Stage 5 removes this
     /// allocation by encoding a whole batch into one buffer in place.
     pub fn as_bytes(&self) -> Result<Vec<u8>, RecordError> {
+        let mut bytes = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Appends the record to `bytes`; on error, `bytes` is left as it was.
+    pub fn encode_into(&self, bytes: &mut Vec<u8>) -> Result<(), RecordError> {
         let payload_len =
             u32::try_from(self.payload.len()).map_err(|_| RecordError::PayloadTooLarge {
                 len: self.payload.len(),
             })?;
-        let mut bytes = Vec::with_capacity(self.encoded_len());
         bytes.extend_from_slice(&self.offset.to_le_bytes());
         bytes.extend_from_slice(&self.id.to_le_bytes());
         bytes.extend_from_slice(&payload_len.to_le_bytes());
         bytes.extend_from_slice(&self.payload);
-        Ok(bytes)
+        Ok(())
     }
     // ANCHOR_END: as_bytes
 

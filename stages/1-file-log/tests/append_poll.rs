@@ -129,3 +129,38 @@ fn log_full_at_the_real_4_gib_limit_of_a_u32_position() {
     let last = stream.poll(1, 1).unwrap();
     assert_eq!((last[0].id, &last[0].payload[..]), (2, &[9; 10][..]));
 }
+
+#[test]
+fn append_batch_writes_the_same_bytes_as_one_append_per_message() {
+    for mode in AppendMode::ALL {
+        let one_by_one = tempfile::tempdir().unwrap();
+        drop(filled(one_by_one.path(), mode, 20));
+        let batched = tempfile::tempdir().unwrap();
+        let mut stream = Stream::open(1, batched.path(), mode).unwrap();
+        let batch = |range: std::ops::Range<u64>| range.map(|n| Message::new(n + 100, payload(n)));
+        assert_eq!(stream.append_batch(batch(0..7)).unwrap(), 0..7);
+        assert_eq!(stream.append_batch(batch(7..20)).unwrap(), 7..20);
+        assert_eq!(stream.append_batch(batch(20..20)).unwrap(), 20..20);
+        drop(stream);
+        for file in [LOG_FILE, INDEX_FILE] {
+            let expected = std::fs::read(one_by_one.path().join(file)).unwrap();
+            let actual = std::fs::read(batched.path().join(file)).unwrap();
+            assert_eq!(actual, expected, "{mode:?} {file}");
+        }
+    }
+}
+
+#[test]
+fn append_batch_past_the_limit_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = (HEADER_LEN + 10) as u64;
+    let mut stream =
+        Stream::open_with_limit(1, dir.path(), AppendMode::KeptHandle, 3 * record).unwrap();
+    let batch = || (0..4).map(|n| Message::new(n, vec![1; 10]));
+    assert!(matches!(
+        stream.append_batch(batch()),
+        Err(Error::LogFull { record_len, .. }) if record_len == 4 * record
+    ));
+    assert_eq!((stream.next_offset(), stream.log_len()), (0, 0));
+    assert_eq!(stream.append_batch(batch().take(3)).unwrap(), 0..3);
+}
