@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::chart::{Chart, Series};
 use crate::results::{Group, ResultsFile, RowKind};
 
 /// The Markdown for one suite: a section per profile that has measured it, or a
@@ -40,6 +41,9 @@ fn render_file(out: &mut String, file: &ResultsFile) {
     for group in &file.groups {
         render_group(out, group);
     }
+    for (name, _) in charts(file) {
+        let _ = writeln!(out, "![{name}](generated/{name})\n");
+    }
 }
 
 fn render_group(out: &mut String, group: &Group) {
@@ -49,21 +53,48 @@ fn render_group(out: &mut String, group: &Group) {
         .filter(|row| row.kind == RowKind::Raw)
         .map(|row| row.mb_per_s())
         .fold(0.0, f64::max);
+    let with_latency = group.rows.iter().any(|row| row.latency.is_some());
     let _ = writeln!(
         out,
         "**`{}`**: one iteration is {}.\n",
         group.name, group.iteration
     );
+    let latency_heads = if with_latency {
+        " calls | p50 | p99 | p99.9 |"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        "| measured | what a crash may lose | time per iteration (95% CI) | MB/s \
-         | of raw, same calls | of fastest raw |"
+        "| measured | what a crash may lose | time per iteration | MB/s |{latency_heads} \
+         of raw, same calls | of fastest raw |"
     );
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|");
+    let latency_align = if with_latency { "---:|---:|---:|---:|" } else { "" };
+    let _ = writeln!(out, "|---|---|---|---:|{latency_align}---:|---:|");
     for row in &group.rows {
         let name = match row.kind {
             RowKind::Stage => format!("**{}**", row.id),
             RowKind::Raw => format!("raw: {}", row.id.trim_start_matches("raw-")),
+        };
+        let time = match (row.ns_low, row.ns_high) {
+            (Some(low), Some(high)) => format!(
+                "{} ({} – {})",
+                duration(row.ns_per_iter),
+                duration(low),
+                duration(high)
+            ),
+            _ => format!("{} (mean)", duration(row.ns_per_iter)),
+        };
+        let latency = match (&row.latency, with_latency) {
+            (Some(p), true) => format!(
+                " {} | {} | {} | {} |",
+                p.count,
+                duration(p.p50 as f64),
+                duration(p.p99 as f64),
+                duration(p.p999 as f64)
+            ),
+            (None, true) => "  |  |  |  |".to_string(),
+            (_, false) => String::new(),
         };
         let same_calls = row
             .limit
@@ -79,15 +110,69 @@ fn render_group(out: &mut String, group: &Group) {
         };
         let _ = writeln!(
             out,
-            "| {name} | {} | {} ({} – {}) | {:.1} | {same_calls} | {of_fastest} |",
+            "| {name} | {} | {time} | {:.1} |{latency} {same_calls} | {of_fastest} |",
             row.durability,
-            duration(row.ns_per_iter),
-            duration(row.ns_low),
-            duration(row.ns_high),
             row.mb_per_s(),
         );
     }
     out.push('\n');
+}
+
+/// The charts of a results file: for every group whose rows form series (a
+/// line per `series`, points at `x`), throughput and, where measured, p99
+/// latency against x. Returns (file name, SVG) pairs.
+pub fn charts(file: &ResultsFile) -> Vec<(String, String)> {
+    let mut charts = Vec::new();
+    for group in &file.groups {
+        let mut names: Vec<&str> = Vec::new();
+        for row in &group.rows {
+            if let (Some(series), Some(_)) = (&row.series, row.x)
+                && !names.contains(&series.as_str())
+            {
+                names.push(series);
+            }
+        }
+        if names.is_empty() {
+            continue;
+        }
+        let line = |name: &str, value: &dyn Fn(&crate::results::Row) -> Option<f64>| Series {
+            name: name.to_string(),
+            points: group
+                .rows
+                .iter()
+                .filter(|row| row.series.as_deref() == Some(name))
+                .filter_map(|row| Some((row.x? as f64, value(row)?)))
+                .collect(),
+        };
+        let stem = format!("{}-{}-{}", file.suite, file.machine.profile, group.name);
+        let throughput = Chart {
+            title: format!("{}: throughput ({})", group.name, file.machine.profile),
+            x_label: "messages per append (batch size)".to_string(),
+            y_label: "MB/s".to_string(),
+            series: names
+                .iter()
+                .map(|n| line(n, &|r| Some(r.mb_per_s())))
+                .collect(),
+        };
+        charts.push((format!("{stem}-throughput.svg"), throughput.to_svg()));
+        let p99 = Chart {
+            title: format!(
+                "{}: p99 latency per append ({})",
+                group.name, file.machine.profile
+            ),
+            x_label: "messages per append (batch size)".to_string(),
+            y_label: "p99 latency, µs".to_string(),
+            series: names
+                .iter()
+                .map(|n| line(n, &|r| r.latency.map(|p| p.p99 as f64 / 1e3)))
+                .filter(|series| !series.points.is_empty())
+                .collect(),
+        };
+        if !p99.series.is_empty() {
+            charts.push((format!("{stem}-p99.svg"), p99.to_svg()));
+        }
+    }
+    charts
 }
 
 /// A ratio as a percentage with two significant figures: "58%", "4.2%", "0.091%".
@@ -127,8 +212,11 @@ mod tests {
             limit: limit.map(str::to_string),
             bytes_per_iter: 1000,
             ns_per_iter: ns,
-            ns_low: ns * 0.9,
-            ns_high: ns * 1.1,
+            ns_low: Some(ns * 0.9),
+            ns_high: Some(ns * 1.1),
+            latency: None,
+            series: None,
+            x: None,
         }
     }
 

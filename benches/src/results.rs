@@ -16,6 +16,7 @@ use criterion::{Bencher, BenchmarkGroup, Criterion, Throughput};
 use rivulet_datasets::Workload;
 use serde::{Deserialize, Serialize};
 
+use crate::latency::Percentiles;
 use crate::machine::{self, Machine};
 
 /// One results file: everything needed to read its numbers without asking.
@@ -93,12 +94,24 @@ pub struct Row {
     pub limit: Option<String>,
     /// Bytes per iteration.
     pub bytes_per_iter: u64,
-    /// criterion's estimate of time per iteration, nanoseconds.
+    /// Mean time per iteration, nanoseconds (criterion's estimate, or a
+    /// bench's own total time divided by iterations).
     pub ns_per_iter: f64,
-    /// Lower bound of its 95% confidence interval.
-    pub ns_low: f64,
-    /// Upper bound of its 95% confidence interval.
-    pub ns_high: f64,
+    /// Lower bound of criterion's 95% confidence interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_low: Option<f64>,
+    /// Upper bound of criterion's 95% confidence interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_high: Option<f64>,
+    /// Per-iteration latency percentiles, for rows measured one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Percentiles>,
+    /// For charts: the line this row belongs to (e.g. an fsync policy)...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// ... and its position on the x axis (e.g. a batch size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u64>,
 }
 
 impl Row {
@@ -121,7 +134,10 @@ pub struct Suite {
 struct PlannedGroup {
     name: String,
     iteration: String,
+    /// Rows criterion measures; their estimates are read in `finish`.
     rows: Vec<(String, RowSpec)>,
+    /// Rows the bench measured itself (latency percentiles, say).
+    measured: Vec<Row>,
 }
 
 impl Suite {
@@ -166,8 +182,26 @@ impl Suite {
             name: name.to_string(),
             iteration: iteration.to_string(),
             rows: Vec::new(),
+            measured: Vec::new(),
         });
         criterion.benchmark_group(name)
+    }
+
+    /// Starts a group whose rows the bench measures itself (see [`Suite::record`]).
+    pub fn custom_group(&mut self, name: &str, iteration: &str) {
+        self.groups.push(PlannedGroup {
+            name: name.to_string(),
+            iteration: iteration.to_string(),
+            rows: Vec::new(),
+            measured: Vec::new(),
+        });
+    }
+
+    /// Adds a row the bench measured itself to the group started last.
+    pub fn record(&mut self, row: Row) {
+        if let Some(planned) = self.groups.last_mut() {
+            planned.measured.push(row);
+        }
     }
 
     /// Declares and runs one measurement in the group started last.
@@ -204,10 +238,14 @@ impl Suite {
                     limit: spec.limit.map(str::to_string),
                     bytes_per_iter: spec.bytes_per_iter,
                     ns_per_iter: estimate.point_estimate,
-                    ns_low: estimate.confidence_interval.lower_bound,
-                    ns_high: estimate.confidence_interval.upper_bound,
+                    ns_low: Some(estimate.confidence_interval.lower_bound),
+                    ns_high: Some(estimate.confidence_interval.upper_bound),
+                    latency: None,
+                    series: None,
+                    x: None,
                 });
             }
+            rows.extend(planned.measured.iter().cloned());
             groups.push(Group {
                 name: planned.name.clone(),
                 iteration: planned.iteration.clone(),

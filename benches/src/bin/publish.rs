@@ -1,16 +1,17 @@
 //! Regenerates the book's result tables from the results files.
 //!
-//! `publish` writes `book/src/generated/<suite>.md` for every suite;
+//! `publish` writes `book/src/generated/<suite>.md` for every suite, and the
+//! SVG charts of every results file that has series;
 //! `publish --check` writes nothing and fails if any of them is out of date
 //! (the test command runs this, so the book never disagrees with its data).
 
 use anyhow::Context;
-use bench::report::render_suite;
+use bench::report::{charts, render_suite};
 use bench::results::ResultsFile;
 
 /// The suites the book shows, in chapter order. A suite nobody has measured
 /// still gets a page, saying so.
-const SUITES: [&str; 1] = ["stage1"];
+const SUITES: [&str; 2] = ["stage1", "stage2"];
 
 fn main() -> anyhow::Result<()> {
     let check = std::env::args().skip(1).any(|arg| arg == "--check");
@@ -20,9 +21,14 @@ fn main() -> anyhow::Result<()> {
         .join("generated");
     std::fs::create_dir_all(&out_dir).with_context(|| out_dir.display().to_string())?;
     let mut stale = Vec::new();
+    let mut pages = Vec::new();
     for suite in SUITES {
-        let text = render_suite(suite, &ResultsFile::all_for_suite(suite)?);
-        let path = out_dir.join(format!("{suite}.md"));
+        let files = ResultsFile::all_for_suite(suite)?;
+        pages.push((format!("{suite}.md"), render_suite(suite, &files)));
+        pages.extend(files.iter().flat_map(charts));
+    }
+    for (name, text) in pages {
+        let path = out_dir.join(name);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
         if current == text {
             continue;

@@ -1,0 +1,69 @@
+//! Accepting connections, and stopping cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::connection::serve_connection;
+use crate::error::ServeError;
+use crate::protocol::frame::DEFAULT_MAX_FRAME_LEN;
+use crate::streams::{Streams, StreamsConfig};
+
+/// A running server: its address, and a handle to stop it.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), ServeError>>,
+}
+
+impl Server {
+    /// Opens the streams, binds `addr` (port 0 picks a free one) and starts
+    /// accepting connections, each served by its own task.
+    pub async fn start(addr: SocketAddr, config: StreamsConfig) -> Result<Server, ServeError> {
+        Server::start_with_limit(addr, config, DEFAULT_MAX_FRAME_LEN).await
+    }
+
+    /// Like [`Server::start`], with a limit on frame length.
+    pub async fn start_with_limit(
+        addr: SocketAddr,
+        config: StreamsConfig,
+        max_frame_len: u32,
+    ) -> Result<Server, ServeError> {
+        let streams = Streams::open(config).await?;
+        let listener = TcpListener::bind(addr).await.map_err(ServeError::storage)?;
+        let addr = listener.local_addr().map_err(ServeError::storage)?;
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        // A failed accept (out of descriptors, say) affects one
+                        // client; the server keeps listening.
+                        if let Ok((socket, _)) = accepted {
+                            tokio::spawn(serve_connection(Arc::clone(&streams), socket, max_frame_len));
+                        }
+                    }
+                    _ = stopped.changed() => break,
+                }
+            }
+            streams.shutdown().await
+        });
+        Ok(Server { addr, stop, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, then writes and syncs every stream.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|error| ServeError::storage(error.to_string()))?
+    }
+}
