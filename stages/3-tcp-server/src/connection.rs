@@ -7,6 +7,7 @@
 //! server cannot know where the next one starts. A valid request that fails
 //! (a stream that does not exist, say) gets an error and the connection stays.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
@@ -14,12 +15,28 @@ use tokio::net::TcpStream;
 
 use crate::error::ServeError;
 use crate::protocol::frame::{FrameError, read_frame, write_frame};
-use crate::protocol::{Request, Response, Status};
-use crate::streams::Streams;
+use crate::protocol::{BodyError, Status};
+
+/// What a server does with requests. The framing, the connection loop and the
+/// error handling are the same whatever the commands are, so stage 4 reuses
+/// them with its own commands by implementing this.
+pub trait Service: Send + Sync + 'static {
+    /// A decoded request.
+    type Request: Send;
+    /// Decodes the body of a request with `code`; `None` if the code is unknown.
+    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Self::Request, BodyError>>;
+    /// Serves a request; the body of the ok response, or the error to send.
+    fn handle(
+        self: &Arc<Self>,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<Vec<u8>, ServeError>> + Send;
+    /// Writes and syncs everything before the server exits.
+    fn shutdown(&self) -> impl Future<Output = Result<(), ServeError>> + Send;
+}
 
 // ANCHOR: serve_connection
 /// Serves `socket` until the client leaves or sends something untrustworthy.
-pub async fn serve_connection(streams: Arc<Streams>, socket: TcpStream, max_frame_len: u32) {
+pub async fn serve_connection<S: Service>(service: Arc<S>, socket: TcpStream, max_frame_len: u32) {
     let _ = socket.set_nodelay(true); // answers are small and awaited: do not delay them
     let (reader, writer) = socket.into_split();
     let mut reader = BufReader::new(reader);
@@ -43,7 +60,7 @@ pub async fn serve_connection(streams: Arc<Streams>, socket: TcpStream, max_fram
                 return;
             }
         };
-        let request = match Request::decode(frame.code, &frame.body) {
+        let request = match service.decode(frame.code, &frame.body) {
             Some(Ok(request)) => request,
             Some(Err(error)) => {
                 let _ = reply_error(
@@ -67,16 +84,8 @@ pub async fn serve_connection(streams: Arc<Streams>, socket: TcpStream, max_fram
                 return;
             }
         };
-        let sent = match handle(&streams, request).await {
-            Ok(response) => {
-                reply(
-                    &mut writer,
-                    Status::Ok,
-                    frame.correlation,
-                    &response.encode(),
-                )
-                .await
-            }
+        let sent = match service.handle(request).await {
+            Ok(body) => reply(&mut writer, Status::Ok.into(), frame.correlation, &body).await,
             Err(error) => {
                 reply_error(&mut writer, error.status, frame.correlation, &error.message).await
             }
@@ -88,33 +97,21 @@ pub async fn serve_connection(streams: Arc<Streams>, socket: TcpStream, max_fram
 }
 // ANCHOR_END: serve_connection
 
-async fn handle(streams: &Arc<Streams>, request: Request) -> Result<Response, ServeError> {
-    match request {
-        Request::CreateStream { stream } => streams.create(stream).await,
-        Request::Append { stream, messages } => streams.append(stream, messages).await,
-        Request::Poll {
-            stream,
-            offset,
-            count,
-        } => streams.poll(stream, offset, count).await,
-    }
-}
-
 async fn reply(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    status: Status,
+    status: u16,
     correlation: u32,
     body: &[u8],
 ) -> std::io::Result<()> {
-    write_frame(writer, status as u16, correlation, body).await?;
+    write_frame(writer, status, correlation, body).await?;
     writer.flush().await
 }
 
 async fn reply_error(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    status: Status,
+    status: impl Into<u16>,
     correlation: u32,
     message: &str,
 ) -> std::io::Result<()> {
-    reply(writer, status, correlation, message.as_bytes()).await
+    reply(writer, status.into(), correlation, message.as_bytes()).await
 }

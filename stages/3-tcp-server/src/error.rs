@@ -2,12 +2,12 @@
 
 use crate::protocol::Status;
 
-/// An error response: a status and a message for the client.
+/// An error response: a status code and a message for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{status:?}: {message}")]
+#[error("status {status}: {message}")]
 pub struct ServeError {
-    /// The status sent.
-    pub status: Status,
+    /// The status code sent (a stage's own `Status`, as `u16`).
+    pub status: u16,
     /// The message sent, in UTF-8.
     pub message: String,
 }
@@ -16,7 +16,7 @@ impl ServeError {
     /// The stream does not exist.
     pub fn not_found(id: u32) -> ServeError {
         ServeError {
-            status: Status::StreamNotFound,
+            status: Status::StreamNotFound.into(),
             message: format!("stream {id} does not exist; create it first"),
         }
     }
@@ -24,7 +24,7 @@ impl ServeError {
     /// The request cannot be served as asked.
     pub fn invalid(message: impl Into<String>) -> ServeError {
         ServeError {
-            status: Status::Invalid,
+            status: Status::Invalid.into(),
             message: message.into(),
         }
     }
@@ -32,7 +32,7 @@ impl ServeError {
     /// Storage failed.
     pub fn storage(error: impl ToString) -> ServeError {
         ServeError {
-            status: Status::Storage,
+            status: Status::Storage.into(),
             message: error.to_string(),
         }
     }

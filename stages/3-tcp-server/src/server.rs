@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::connection::serve_connection;
+use crate::connection::{Service, serve_connection};
 use crate::error::ServeError;
 use crate::protocol::frame::DEFAULT_MAX_FRAME_LEN;
 use crate::streams::{Streams, StreamsConfig};
@@ -23,16 +23,17 @@ impl Server {
     /// Opens the streams, binds `addr` (port 0 picks a free one) and starts
     /// accepting connections, each served by its own task.
     pub async fn start(addr: SocketAddr, config: StreamsConfig) -> Result<Server, ServeError> {
-        Server::start_with_limit(addr, config, DEFAULT_MAX_FRAME_LEN).await
+        let streams = Streams::open(config).await?;
+        Server::serve(addr, streams, DEFAULT_MAX_FRAME_LEN).await
     }
 
-    /// Like [`Server::start`], with a limit on frame length.
-    pub async fn start_with_limit(
+    /// Serves any [`Service`] (stage 4 brings its own) on `addr`, with a limit
+    /// on frame length.
+    pub async fn serve<S: Service>(
         addr: SocketAddr,
-        config: StreamsConfig,
+        service: Arc<S>,
         max_frame_len: u32,
     ) -> Result<Server, ServeError> {
-        let streams = Streams::open(config).await?;
         let listener = TcpListener::bind(addr).await.map_err(ServeError::storage)?;
         let addr = listener.local_addr().map_err(ServeError::storage)?;
         let (stop, mut stopped) = watch::channel(false);
@@ -43,13 +44,13 @@ impl Server {
                         // A failed accept (out of descriptors, say) affects one
                         // client; the server keeps listening.
                         if let Ok((socket, _)) = accepted {
-                            tokio::spawn(serve_connection(Arc::clone(&streams), socket, max_frame_len));
+                            tokio::spawn(serve_connection(Arc::clone(&service), socket, max_frame_len));
                         }
                     }
                     _ = stopped.changed() => break,
                 }
             }
-            streams.shutdown().await
+            service.shutdown().await
         });
         Ok(Server { addr, stop, task })
     }

@@ -21,8 +21,9 @@ use stage2_batching::{Batcher, Config, FsyncPolicy};
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
 
+use crate::connection::Service;
 use crate::error::ServeError;
-use crate::protocol::Response;
+use crate::protocol::{BodyError, Request, Response};
 
 /// One stream: stage 2's batcher behind the talk's lock.
 pub type SharedStream = Arc<AsyncRwLock<Batcher>>;
@@ -162,9 +163,34 @@ impl Streams {
     }
 }
 
+impl Service for Streams {
+    type Request = Request;
+
+    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Request, BodyError>> {
+        Request::decode(code, body)
+    }
+
+    async fn handle(self: &Arc<Self>, request: Request) -> Result<Vec<u8>, ServeError> {
+        let response = match request {
+            Request::CreateStream { stream } => self.create(stream).await?,
+            Request::Append { stream, messages } => self.append(stream, messages).await?,
+            Request::Poll {
+                stream,
+                offset,
+                count,
+            } => self.poll(stream, offset, count).await?,
+        };
+        Ok(response.encode())
+    }
+
+    async fn shutdown(&self) -> Result<(), ServeError> {
+        Streams::shutdown(self).await
+    }
+}
+
 /// Drops messages from the end until the records fit in `max_bytes`, keeping
 /// at least one (it came in through a frame, so it fits in one going out).
-fn keep_within(messages: &mut Vec<Message>, max_bytes: usize) {
+pub fn keep_within(messages: &mut Vec<Message>, max_bytes: usize) {
     let mut total = 0;
     let keep = messages
         .iter()
@@ -178,7 +204,7 @@ fn keep_within(messages: &mut Vec<Message>, max_bytes: usize) {
 
 /// Stage 2's background saver, with the talk's lock: each tick takes the write
 /// lock, so it too waits for polls and holds appends back while it syncs.
-async fn saver(stream: SharedStream, period: Duration) {
+pub async fn saver(stream: SharedStream, period: Duration) {
     let mut interval = tokio::time::interval(period);
     interval.tick().await;
     loop {
@@ -191,14 +217,16 @@ async fn saver(stream: SharedStream, period: Duration) {
     }
 }
 
-fn saver_period(config: &Config) -> Duration {
+/// How often the saver ticks: the shorter of the saver and fsync intervals.
+pub fn saver_period(config: &Config) -> Duration {
     match config.fsync {
         FsyncPolicy::Interval(every) => every.min(config.saver_interval),
         _ => config.saver_interval,
     }
 }
 
-async fn blocking<T, F>(f: F) -> Result<T, ServeError>
+/// Runs a storage step on a blocking thread, its error as a response.
+pub async fn blocking<T, F>(f: F) -> Result<T, ServeError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, stage2_batching::Error> + Send + 'static,

@@ -42,6 +42,12 @@ pub enum Status {
     Storage = 6,
 }
 
+impl From<Status> for u16 {
+    fn from(status: Status) -> u16 {
+        status as u16
+    }
+}
+
 impl Status {
     /// The status for a wire code, if it is one.
     pub fn from_code(code: u16) -> Option<Status> {
