@@ -14,8 +14,8 @@ use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 
 use crate::error::ServeError;
+use crate::protocol::Status;
 use crate::protocol::frame::{FrameError, read_frame, write_frame};
-use crate::protocol::{BodyError, Status};
 
 /// What a server does with requests. The framing, the connection loop and the
 /// error handling are the same whatever the commands are, so stage 4 reuses
@@ -23,8 +23,10 @@ use crate::protocol::{BodyError, Status};
 pub trait Service: Send + Sync + 'static {
     /// A decoded request.
     type Request: Send;
+    /// Why a body did not decode; sent to the client as the error message.
+    type DecodeError: std::fmt::Display + Send;
     /// Decodes the body of a request with `code`; `None` if the code is unknown.
-    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Self::Request, BodyError>>;
+    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Self::Request, Self::DecodeError>>;
     /// Serves a request; the body of the ok response, or the error to send.
     fn handle(
         self: &Arc<Self>,

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod streams;

@@ -165,6 +165,7 @@ impl Streams {
 
 impl Service for Streams {
     type Request = Request;
+    type DecodeError = BodyError;
 
     fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Request, BodyError>> {
         Request::decode(code, body)

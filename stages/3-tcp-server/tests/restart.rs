@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 
 use stage1_file_log::Message;
 use stage3_tcp_server::Client;
@@ -19,18 +18,17 @@ fn batch(ids: std::ops::Range<u64>) -> Vec<Message> {
 #[tokio::test]
 async fn restart_after_sigkill_keeps_every_durable_acknowledgement() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = common::spawn_binary(dir.path(), "always");
-    let mut client = Client::connect(addr).await.unwrap();
+    let server = common::spawn_binary(dir.path(), "always");
+    let mut client = Client::connect(server.addr()).await.unwrap();
     client.create_stream(4).await.unwrap();
     for n in 0..20 {
         let appended = client.append(4, batch(n * 3..n * 3 + 3)).await.unwrap();
         assert!(matches!(appended, Response::Appended { durable: true, .. }));
     }
-    server.kill().unwrap();
-    assert_eq!(server.wait().unwrap().signal(), Some(9));
+    assert_eq!(server.kill().unwrap().signal(), Some(9));
 
-    let (mut server, addr) = common::spawn_binary(dir.path(), "always");
-    let mut client = Client::connect(addr).await.unwrap();
+    let server = common::spawn_binary(dir.path(), "always");
+    let mut client = Client::connect(server.addr()).await.unwrap();
     let messages = client.poll(4, 0, 1000).await.unwrap();
     assert_eq!(messages.len(), 60);
     assert!(
@@ -40,32 +38,22 @@ async fn restart_after_sigkill_keeps_every_durable_acknowledgement() {
             .all(|(m, n)| m.offset == n && m.id == n && m.payload == vec![n as u8; 64])
     );
     server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[tokio::test]
 async fn restart_after_sigterm_keeps_even_unsynced_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = common::spawn_binary(dir.path(), "never");
-    let mut client = Client::connect(addr).await.unwrap();
+    let server = common::spawn_binary(dir.path(), "never");
+    let mut client = Client::connect(server.addr()).await.unwrap();
     client.create_stream(1).await.unwrap();
     client.append(1, batch(0..5)).await.unwrap();
-    let pid = server.id().to_string();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(
-        server.wait().unwrap().success(),
+        server.terminate().unwrap().success(),
         "graceful shutdown exits 0"
     );
 
-    let (mut server, addr) = common::spawn_binary(dir.path(), "never");
-    let mut client = Client::connect(addr).await.unwrap();
+    let server = common::spawn_binary(dir.path(), "never");
+    let mut client = Client::connect(server.addr()).await.unwrap();
     assert_eq!(client.poll(1, 0, 100).await.unwrap().len(), 5);
     server.kill().unwrap();
-    server.wait().unwrap();
 }

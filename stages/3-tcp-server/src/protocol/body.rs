@@ -23,6 +23,14 @@ pub enum BodyError {
         /// How many.
         extra: usize,
     },
+    /// A field that selects a variant holds a value with no variant.
+    #[error("{field} kind {kind} is not one this protocol knows")]
+    UnknownKind {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        kind: u8,
+    },
     /// A count promises more items than the body could possibly hold.
     #[error("{field} of {count} cannot fit in the {available} bytes left")]
     CountTooLarge {

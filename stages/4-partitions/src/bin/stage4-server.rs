@@ -1,0 +1,56 @@
+//! `stage4-server`: serves partitioned topics over TCP until SIGINT or SIGTERM,
+//! then writes and syncs everything and exits.
+//!
+//! Prints `listening on ADDR` once it accepts connections.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use stage2_batching::FsyncPolicy;
+use stage4_partitions::TopicsConfig;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(about = "Rivulet stage 4: partitioned topics over TCP, a lock per partition")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7404")]
+    listen: SocketAddr,
+    /// Folder for the topics' files.
+    #[arg(long, default_value = "rivulet-stage4-data")]
+    data: PathBuf,
+    /// When to fsync: always, every-batch, interval-<ms>ms or never.
+    #[arg(long, default_value = "every-batch", value_parser = parse_policy)]
+    fsync: FsyncPolicy,
+}
+
+fn parse_policy(text: &str) -> Result<FsyncPolicy, String> {
+    FsyncPolicy::parse(text).ok_or_else(|| {
+        format!("unknown policy {text:?}: use always, every-batch, interval-<ms>ms or never")
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let server = stage4_partitions::start(args.listen, TopicsConfig::new(&args.data, args.fsync))
+        .await
+        .with_context(|| {
+            format!(
+                "starting on {} with data in {}",
+                args.listen,
+                args.data.display()
+            )
+        })?;
+    println!("listening on {}", server.addr());
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("stopping: writing and syncing every partition");
+    server.shutdown().await?;
+    Ok(())
+}

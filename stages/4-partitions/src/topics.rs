@@ -1,0 +1,308 @@
+//! Topics split into partitions, with a lock per partition: the talk's last
+//! `Topic` layout.
+//!
+//! ```text
+//! topics:     RwLock<HashMap<u32, Arc<Topic>>>        looked up per request, never held across .await
+//! Topic:      partitions: Vec<Arc<RwLock<Batcher>>>  one lock per partition
+//! ```
+//!
+//! Stage 3 had one lock per stream, so every producer of a stream queued behind
+//! one write lock. Here a topic's producers spread over its partitions and
+//! contend only when they pick the same one; a poll of partition 2 never waits
+//! for a produce to partition 0. Order is kept per partition, which is all a
+//! log can promise once it is split (and why key partitioning exists).
+//!
+//! On disk: `data_dir/<topic>/<partition>/` holds stage 1's files, and
+//! `data_dir/<topic>/partitions` the partition count, written last, so a topic
+//! whose creation was interrupted is not loaded half-made.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use stage1_file_log::Message;
+use stage2_batching::{Batcher, Config, FsyncPolicy};
+use stage3_tcp_server::ServeError;
+use stage3_tcp_server::connection::Service;
+use stage3_tcp_server::streams::{SharedStream, blocking, keep_within, saver, saver_period};
+use tokio::sync::RwLock as AsyncRwLock;
+use tokio::task::JoinHandle;
+
+use crate::protocol::record::encode_records;
+use crate::protocol::{DecodeError, Partitioning, Request, Response, Status};
+
+/// The most partitions one topic may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+const PARTITIONS_FILE: &str = "partitions";
+
+/// What every partition is opened with.
+#[derive(Debug, Clone)]
+pub struct TopicsConfig {
+    /// Topics live in `data_dir/<topic>/`.
+    pub data_dir: PathBuf,
+    /// Stage 2's thresholds and fsync policy, for every partition.
+    pub partition: Config,
+    /// The most records one poll returns.
+    pub max_poll_records: u32,
+    /// The most record bytes one poll returns.
+    pub max_poll_bytes: usize,
+}
+
+impl TopicsConfig {
+    /// Defaults under `data_dir` with the given fsync policy.
+    pub fn new(data_dir: impl Into<PathBuf>, fsync: FsyncPolicy) -> TopicsConfig {
+        TopicsConfig {
+            data_dir: data_dir.into(),
+            partition: Config::new(fsync),
+            max_poll_records: 1000,
+            max_poll_bytes: 8 << 20,
+        }
+    }
+}
+
+// ANCHOR: topic
+/// A topic: its partitions, each behind its own lock.
+#[derive(Debug)]
+pub struct Topic {
+    partitions: Vec<SharedStream>,
+    next_round_robin: AtomicU32,
+}
+// ANCHOR_END: topic
+
+/// Every topic of the server.
+#[derive(Debug)]
+pub struct Topics {
+    config: TopicsConfig,
+    topics: RwLock<HashMap<u32, Arc<Topic>>>,
+    savers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn status(status: Status, message: impl Into<String>) -> ServeError {
+    ServeError {
+        status: status.into(),
+        message: message.into(),
+    }
+}
+
+impl Topics {
+    /// Opens every complete topic in the data directory.
+    pub async fn open(config: TopicsConfig) -> Result<Arc<Topics>, ServeError> {
+        let topics = Arc::new(Topics {
+            config,
+            topics: RwLock::new(HashMap::new()),
+            savers: std::sync::Mutex::new(Vec::new()),
+        });
+        std::fs::create_dir_all(&topics.config.data_dir).map_err(ServeError::storage)?;
+        for entry in std::fs::read_dir(&topics.config.data_dir).map_err(ServeError::storage)? {
+            let path = entry.map_err(ServeError::storage)?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok());
+            let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok());
+            if let (Some(id), Some(count)) = (id, count) {
+                topics.create(id, count).await?;
+            }
+        }
+        Ok(topics)
+    }
+
+    /// Creates `topic` with `partitions` partitions; fine if it exists with as many.
+    pub async fn create(self: &Arc<Self>, topic: u32, partitions: u32) -> Result<(), ServeError> {
+        if !(1..=MAX_PARTITIONS).contains(&partitions) {
+            return Err(status(
+                Status::Invalid,
+                format!("a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"),
+            ));
+        }
+        if let Ok(existing) = self.topic(topic) {
+            return match existing.partitions.len() as u32 {
+                n if n == partitions => Ok(()),
+                n => Err(status(
+                    Status::Invalid,
+                    format!("topic {topic} exists with {n} partitions"),
+                )),
+            };
+        }
+        let dir = self.config.data_dir.join(topic.to_string());
+        let mut opened = Vec::new();
+        for partition in 0..partitions {
+            let dir = dir.join(partition.to_string());
+            let config = self.config.partition.clone();
+            let now = tokio::time::Instant::now().into_std();
+            let batcher = blocking(move || Batcher::open(partition, &dir, config, now)).await?;
+            opened.push(Arc::new(AsyncRwLock::new(batcher)));
+        }
+        std::fs::write(dir.join(PARTITIONS_FILE), partitions.to_string())
+            .map_err(ServeError::storage)?;
+        let new = Arc::new(Topic {
+            partitions: opened,
+            next_round_robin: AtomicU32::new(0),
+        });
+        {
+            let mut map = self.topics.write().map_err(|_| ServeError::poisoned())?;
+            if map.contains_key(&topic) {
+                return Ok(()); // created meanwhile by another connection
+            }
+            map.insert(topic, Arc::clone(&new));
+        }
+        let period = saver_period(&self.config.partition);
+        if let Ok(mut savers) = self.savers.lock() {
+            for partition in &new.partitions {
+                savers.push(tokio::spawn(saver(Arc::clone(partition), period)));
+            }
+        }
+        Ok(())
+    }
+
+    fn topic(&self, topic: u32) -> Result<Arc<Topic>, ServeError> {
+        let map = self.topics.read().map_err(|_| ServeError::poisoned())?;
+        map.get(&topic).cloned().ok_or_else(|| {
+            status(
+                Status::TopicNotFound,
+                format!("topic {topic} does not exist; create it first"),
+            )
+        })
+    }
+
+    // ANCHOR: choose_partition
+    /// The partition a batch goes to.
+    fn choose(topic: &Topic, partitioning: &Partitioning) -> Result<u32, ServeError> {
+        let count = topic.partitions.len() as u32;
+        let partition = match partitioning {
+            Partitioning::Explicit(partition) => *partition,
+            // Relaxed: the counter only spreads batches; no other memory
+            // depends on its value, so no ordering is needed.
+            Partitioning::RoundRobin => {
+                topic.next_round_robin.fetch_add(1, Ordering::Relaxed) % count
+            }
+            Partitioning::Key(key) => crc32c::crc32c(key) % count,
+        };
+        if partition >= count {
+            return Err(status(
+                Status::PartitionNotFound,
+                format!("partition {partition} does not exist; the topic has {count}"),
+            ));
+        }
+        Ok(partition)
+    }
+    // ANCHOR_END: choose_partition
+
+    // ANCHOR: produce
+    /// Appends a batch under its partition's write lock: producers to other
+    /// partitions of the same topic do not wait.
+    pub async fn produce(
+        &self,
+        topic: u32,
+        partitioning: &Partitioning,
+        messages: Vec<Message>,
+    ) -> Result<Vec<u8>, ServeError> {
+        let topic = self.topic(topic)?;
+        let partition = Self::choose(&topic, partitioning)?;
+        let count = messages.len() as u32; // bounded by the frame size
+        let mut guard = Arc::clone(&topic.partitions[partition as usize])
+            .write_owned()
+            .await;
+        let now = tokio::time::Instant::now().into_std();
+        let appended = blocking(move || guard.append(messages, now)).await?;
+        Ok(Response::produced(
+            partition,
+            appended.offsets.start,
+            count,
+            appended.durable,
+        ))
+    }
+    // ANCHOR_END: produce
+
+    /// Reads under the partition's read lock, encoding stage 1's records into
+    /// the wire format (the copy and checksum stage 5 no longer needs).
+    pub async fn poll(
+        &self,
+        topic: u32,
+        partition: u32,
+        offset: u64,
+        count: u32,
+    ) -> Result<Vec<u8>, ServeError> {
+        let topic = self.topic(topic)?;
+        let stream = topic.partitions.get(partition as usize).ok_or_else(|| {
+            status(
+                Status::PartitionNotFound,
+                format!(
+                    "partition {partition} does not exist; the topic has {}",
+                    topic.partitions.len()
+                ),
+            )
+        })?;
+        let count = u64::from(count.min(self.config.max_poll_records));
+        let guard = Arc::clone(stream).read_owned().await;
+        let mut messages = blocking(move || guard.poll(offset, count)).await?;
+        keep_within(&mut messages, self.config.max_poll_bytes);
+        let mut body = Vec::new();
+        // Stage 4 stores no timestamp: 0 says "unknown" (stage 5 stores one).
+        encode_records(
+            &mut body,
+            messages
+                .iter()
+                .map(|m| (m.offset, 0, m.id, m.payload.as_slice())),
+        );
+        Ok(body)
+    }
+
+    /// Stops the savers, then writes and syncs every partition.
+    pub async fn shutdown(&self) -> Result<(), ServeError> {
+        if let Ok(mut savers) = self.savers.lock() {
+            savers.drain(..).for_each(|saver| saver.abort());
+        }
+        let topics: Vec<Arc<Topic>> = match self.topics.read() {
+            Ok(map) => map.values().cloned().collect(),
+            Err(_) => return Err(ServeError::poisoned()),
+        };
+        for partition in topics.iter().flat_map(|topic| &topic.partitions) {
+            let mut guard = Arc::clone(partition).write_owned().await;
+            let now = tokio::time::Instant::now().into_std();
+            blocking(move || guard.flush(now)).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Service for Topics {
+    type Request = Request;
+    type DecodeError = DecodeError;
+
+    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Request, DecodeError>> {
+        Request::decode(code, body)
+    }
+
+    async fn handle(self: &Arc<Self>, request: Request) -> Result<Vec<u8>, ServeError> {
+        match request {
+            Request::CreateTopic { topic, partitions } => {
+                self.create(topic, partitions).await.map(|()| Vec::new())
+            }
+            Request::Produce {
+                topic,
+                partitioning,
+                records,
+            } => {
+                let messages = records
+                    .into_iter()
+                    .map(|r| Message::new(r.id, r.payload))
+                    .collect();
+                self.produce(topic, &partitioning, messages).await
+            }
+            Request::Poll {
+                topic,
+                partition,
+                offset,
+                count,
+            } => self.poll(topic, partition, offset, count).await,
+        }
+    }
+
+    async fn shutdown(&self) -> Result<(), ServeError> {
+        Topics::shutdown(self).await
+    }
+}
