@@ -4,11 +4,15 @@
 //! be set beside a number from another:
 //! - [`raw`]: the machine's own limits for the same bytes (plain writes, fsync,
 //!   reads), measured in the same run as the stages;
+//! - [`latency`]: percentiles from merged HdrHistograms;
 //! - [`machine`]: what the machine is, written into every results file;
 //! - [`results`]: criterion's estimates gathered into one JSON results file per
 //!   suite and profile, under `benches/results/<profile>/`;
-//! - [`report`]: those files turned into the book's tables.
+//! - [`report`] and [`chart`]: those files turned into the book's tables and
+//!   SVG charts.
 
+pub mod chart;
+pub mod latency;
 pub mod machine;
 pub mod raw;
 pub mod report;

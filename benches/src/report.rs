@@ -69,7 +69,11 @@ fn render_group(out: &mut String, group: &Group) {
         "| measured | what a crash may lose | time per iteration | MB/s |{latency_heads} \
          of raw, same calls | of fastest raw |"
     );
-    let latency_align = if with_latency { "---:|---:|---:|---:|" } else { "" };
+    let latency_align = if with_latency {
+        "---:|---:|---:|---:|"
+    } else {
+        ""
+    };
     let _ = writeln!(out, "|---|---|---|---:|{latency_align}---:|---:|");
     for row in &group.rows {
         let name = match row.kind {
