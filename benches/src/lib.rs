@@ -2,6 +2,9 @@
 //!
 //! Every stage is measured with the same pieces, so a number from one stage can
 //! be set beside a number from another:
+//! - [`loadgen`]: the load generator (producers and consumers over a target,
+//!   closed or open loop, merged histograms), and [`adapters`]: its targets,
+//!   one per networked stage;
 //! - [`raw`]: the machine's own limits for the same bytes (plain writes, fsync,
 //!   reads), measured in the same run as the stages;
 //! - [`latency`]: percentiles from merged HdrHistograms;
@@ -11,8 +14,10 @@
 //! - [`report`] and [`chart`]: those files turned into the book's tables and
 //!   SVG charts.
 
+pub mod adapters;
 pub mod chart;
 pub mod latency;
+pub mod loadgen;
 pub mod machine;
 pub mod raw;
 pub mod report;

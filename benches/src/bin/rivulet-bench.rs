@@ -1,0 +1,260 @@
+//! `rivulet-bench`: the load generator's command line.
+//!
+//! `cargo run --release -p bench --bin rivulet-bench` runs the built-in load
+//! against the in-process target in a few seconds, prints the table and writes
+//! `benches/results/<profile>/loadgen-memory.json`. Every field of the run's
+//! config has a flag; `--workload quick` takes message size, count and seed
+//! from `datasets/quick.toml`, so a run matches the criterion suites' workload.
+//!
+//! `--target stage3` or `--target stage4` drives that stage's server: one it
+//! starts on 127.0.0.1, or a running one given with `--addr`. Adding a target
+//! is adding an adapter (`bench::adapters`) and one arm in `main`'s match.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bench::adapters::stage3::Stage3Target;
+use bench::adapters::stage4::Stage4Target;
+use bench::loadgen::{
+    LoadConfig, LoadResults, MemoryTarget, Mode, Stop, Target, Warmup, parse_duration,
+    progress_bar, run,
+};
+use bench::machine::Machine;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use rivulet_datasets::{PayloadKind, Workload};
+use stage2_batching::FsyncPolicy;
+
+/// What to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetKind {
+    /// In-process partitions: the load generator's own ceiling.
+    Memory,
+    /// Stage 3's server: a partition is a stream behind its own RwLock.
+    Stage3,
+    /// Stage 4's server: one topic, a lock per partition.
+    Stage4,
+}
+
+/// Drives a Rivulet target with producers and consumers and reports
+/// throughput and latency percentiles (producer, consumer, end-to-end).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// What to drive.
+    #[arg(long, value_enum, default_value_t = TargetKind::Memory)]
+    target: TargetKind,
+    /// A running server to drive; without it, a stage target starts its own
+    /// server on 127.0.0.1 (in this process, on its own runtime).
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<std::net::SocketAddr>,
+    /// The fsync policy of the server started here (with --addr: the policy
+    /// the running server was given, stated in the results).
+    #[arg(long, default_value = "every-batch", value_parser = parse_policy)]
+    fsync: FsyncPolicy,
+    /// Worker threads of the server started here.
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// Take message size, message count and seed from `datasets/<NAME>.toml`
+    /// (flags given explicitly still win).
+    #[arg(long, value_name = "NAME")]
+    workload: Option<String>,
+    /// Producer tasks, one connection and one request in flight each.
+    #[arg(long, default_value_t = LoadConfig::default().producers)]
+    producers: u32,
+    /// Consumer tasks (0 measures producers only; at most --partitions).
+    #[arg(long, default_value_t = LoadConfig::default().consumers)]
+    consumers: u32,
+    /// Partitions; producer i sends its j-th batch to partition (i + j) % K.
+    #[arg(long, default_value_t = LoadConfig::default().partitions)]
+    partitions: u32,
+    /// Payload bytes per message, at least 8 (the send timestamp).
+    #[arg(long, value_name = "BYTES", default_value_t = LoadConfig::default().message_size)]
+    message_size: u32,
+    /// Messages per produce request.
+    #[arg(long, default_value_t = LoadConfig::default().batch)]
+    batch: u32,
+    /// Messages asked for per poll.
+    #[arg(long, default_value_t = LoadConfig::default().poll_batch)]
+    poll_batch: u32,
+    /// Stop after this many measured messages (after the warmup).
+    #[arg(long, conflicts_with = "duration", default_value_t = default_messages())]
+    messages: u64,
+    /// Stop this long after measuring started (250ms, 2s, 1.5).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Discard the samples of the first N acknowledged messages.
+    #[arg(long, value_name = "N", conflicts_with = "warmup", default_value_t = default_warmup())]
+    warmup_messages: u64,
+    /// Discard the samples of the first DURATION instead (0 for no warmup).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Open loop: send this many messages per second in total, on a fixed
+    /// schedule, latency measured from each send's scheduled time. Without it,
+    /// closed loop: each producer sends when its previous batch is acknowledged.
+    #[arg(long, value_name = "MSG_PER_S")]
+    rate: Option<u64>,
+    /// Payload generator seed.
+    #[arg(long, default_value_t = LoadConfig::default().seed)]
+    seed: u64,
+    /// How long consumers may take to catch up once producers finish.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    drain_timeout: Duration,
+    /// The longest a single produce or poll may take.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    op_timeout: Duration,
+    /// Where to write the JSON results
+    /// [default: benches/results/PROFILE/loadgen-TARGET.json].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_json")]
+    json: Option<PathBuf>,
+    /// Write no results file.
+    #[arg(long)]
+    no_json: bool,
+    /// No progress bar and no table (errors are still printed).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The built-in run's message count, shown as the flag's default.
+fn default_messages() -> u64 {
+    match LoadConfig::default().stop {
+        Stop::Messages(messages) => messages,
+        Stop::Duration(_) => 0,
+    }
+}
+
+/// The built-in run's warmup message count, shown as the flag's default.
+fn default_warmup() -> u64 {
+    match LoadConfig::default().warmup {
+        Warmup::Messages(messages) => messages,
+        Warmup::None | Warmup::Duration(_) => 0,
+    }
+}
+
+impl Cli {
+    /// The run's config: flags given, then the workload file, then the
+    /// defaults (`matches` tells a flag given from a default).
+    fn config(&self, matches: &ArgMatches, workload: Option<&Workload>) -> LoadConfig {
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let from_workload = |id: &str| !given(id) && workload.is_some();
+        let stop = match self.duration {
+            Some(duration) => Stop::Duration(duration),
+            None => match workload {
+                Some(workload) if from_workload("messages") => Stop::Messages(workload.messages),
+                _ => Stop::Messages(self.messages),
+            },
+        };
+        let warmup = match self.warmup {
+            Some(duration) if duration.is_zero() => Warmup::None,
+            Some(duration) => Warmup::Duration(duration),
+            None if self.warmup_messages == 0 => Warmup::None,
+            None => Warmup::Messages(self.warmup_messages),
+        };
+        LoadConfig {
+            producers: self.producers,
+            consumers: self.consumers,
+            partitions: self.partitions,
+            message_size: match workload {
+                Some(workload) if from_workload("message_size") => workload.message_size,
+                _ => self.message_size,
+            },
+            batch: self.batch,
+            poll_batch: self.poll_batch,
+            stop,
+            warmup,
+            mode: self
+                .rate
+                .map_or(Mode::ClosedLoop, |messages_per_s| Mode::OpenLoop {
+                    messages_per_s,
+                }),
+            seed: match workload {
+                Some(workload) if from_workload("seed") => workload.seed,
+                _ => self.seed,
+            },
+            drain_timeout: self.drain_timeout,
+            op_timeout: self.op_timeout,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let workload = cli
+        .workload
+        .as_deref()
+        .map(Workload::load)
+        .transpose()
+        .context("loading the workload")?;
+    if let Some(workload) = &workload {
+        // Exhaustive on purpose: a new payload kind must be wired into the
+        // load generator (it only sends random bytes) before it compiles.
+        match workload.payload {
+            PayloadKind::Random => {}
+        }
+    }
+    let config = cli.config(&matches, workload.as_ref());
+    config.validate().context("invalid options")?;
+    match cli.target {
+        TargetKind::Memory => drive(MemoryTarget::new(), config, &cli, workload.as_ref()).await,
+        TargetKind::Stage3 => {
+            let target = match cli.addr {
+                Some(addr) => Stage3Target::remote(addr, &cli.fsync.name()),
+                None => Stage3Target::start(cli.fsync, cli.server_threads)?,
+            };
+            drive(target, config, &cli, workload.as_ref()).await
+        }
+        TargetKind::Stage4 => {
+            let target = match cli.addr {
+                Some(addr) => Stage4Target::remote("stage4", addr, &cli.fsync.name()),
+                None => Stage4Target::start(cli.fsync, cli.server_threads)?,
+            };
+            drive(target, config, &cli, workload.as_ref()).await
+        }
+    }
+}
+
+fn parse_policy(text: &str) -> Result<FsyncPolicy, String> {
+    FsyncPolicy::parse(text).ok_or_else(|| {
+        format!("unknown fsync policy {text:?}: use always, every-batch, interval-<ms>ms or never")
+    })
+}
+
+/// Runs `config` against `target`, then prints and writes the results.
+async fn drive<T: Target>(
+    target: T,
+    config: LoadConfig,
+    cli: &Cli,
+    workload: Option<&Workload>,
+) -> anyhow::Result<()> {
+    let progress = progress_bar(&config, !cli.quiet);
+    let outcome = run(&target, &config, &progress)
+        .await
+        .with_context(|| format!("load run against {}", target.name()))?;
+    let machine = Machine::detect(&bench::bench_data_dir());
+    let mut results = LoadResults::new(
+        &target.name(),
+        &target.durability(),
+        machine,
+        config,
+        outcome.figures,
+    );
+    results.workload = workload.map(|w| w.name.clone());
+    if !cli.quiet {
+        print!("{}", results.table());
+    }
+    if cli.no_json {
+        return Ok(());
+    }
+    let path = cli
+        .json
+        .clone()
+        .unwrap_or_else(|| LoadResults::default_path(&results.machine.profile, &results.target));
+    results.write(&path)?;
+    if !cli.quiet {
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}

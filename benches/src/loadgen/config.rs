@@ -1,0 +1,338 @@
+//! What a load-generator run does: how many actors, what they send, for how
+//! long, and how the sends are paced.
+//!
+//! A [`LoadConfig`] is plain data, written whole into every results file, so a
+//! number can always be traced back to the run that made it. [`LoadConfig::validate`]
+//! is the only gate: a config that passes it cannot make the run divide by zero,
+//! spin forever on nothing, or write payloads too short for their timestamp.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes at the start of every payload that carry its send timestamp.
+pub const TIMESTAMP_LEN: usize = 8;
+
+/// One load-generator run, as configured.
+///
+/// Partitioning (the invariant consumers and the results rely on):
+/// - producer `i` sends its `j`-th batch to partition `(i + j) % partitions`:
+///   round-robin, started at a different partition per producer, so every
+///   partition gets traffic even with fewer producers than partitions, and no
+///   two producers start on the same partition;
+/// - consumer `c` owns the partitions `p` with `p % consumers == c`, and reads
+///   each from offset 0 until it has every message the producers had
+///   acknowledged there when they finished.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoadConfig {
+    /// Producer tasks, each with its own connection and one request in flight.
+    pub producers: u32,
+    /// Consumer tasks, each with its own connection; 0 measures producers only.
+    /// At most `partitions`, so none sits idle.
+    pub consumers: u32,
+    /// Partitions the target prepares and the producers spread over.
+    pub partitions: u32,
+    /// Payload bytes per message, including the 8-byte timestamp.
+    pub message_size: u32,
+    /// Messages per produce request.
+    pub batch: u32,
+    /// Messages asked for per poll.
+    pub poll_batch: u32,
+    /// When the producers stop (after the warmup).
+    pub stop: Stop,
+    /// What is sent before measuring starts, and discarded.
+    pub warmup: Warmup,
+    /// How sends are paced.
+    pub mode: Mode,
+    /// Seed of the payload generator (`rivulet_datasets::Payloads`, random bytes).
+    pub seed: u64,
+    /// How long consumers may take to catch up after the producers finish,
+    /// before the missing messages are reported as a shortfall.
+    #[serde(with = "seconds")]
+    pub drain_timeout: Duration,
+    /// The longest one produce or poll may take before the run fails: a target
+    /// that stops answering ends the run with an error, not a hang.
+    #[serde(with = "seconds")]
+    pub op_timeout: Duration,
+}
+
+/// When the producers stop.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stop {
+    /// After this many measured messages in total (split evenly across
+    /// producers, the first ones taking the remainder), sent after the warmup.
+    Messages(u64),
+    /// When this long has passed since measuring started.
+    Duration(#[serde(with = "seconds")] Duration),
+}
+
+/// What is sent before measuring starts. Every sample (latency, throughput)
+/// whose send started before the end of the warmup is discarded.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Warmup {
+    /// Measure from the first send.
+    None,
+    /// Measuring starts when this many messages have been acknowledged, in
+    /// total across producers.
+    Messages(u64),
+    /// Measuring starts this long after the first send.
+    Duration(#[serde(with = "seconds")] Duration),
+}
+
+/// How sends are paced.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Each producer sends its next batch as soon as the previous one is
+    /// acknowledged: measures the most the target takes, but a stall pauses
+    /// the sender too, so the stall shows in one sample only.
+    ClosedLoop,
+    /// The producers together send `messages_per_s` on a fixed schedule, and
+    /// latency is measured from each batch's scheduled time (see `run`).
+    OpenLoop {
+        /// Total rate across all producers.
+        messages_per_s: u64,
+    },
+}
+
+impl Default for LoadConfig {
+    /// The built-in run: a few seconds at most against the in-process target,
+    /// with enough messages that a percentile above p99.9 has samples behind it.
+    fn default() -> LoadConfig {
+        LoadConfig {
+            producers: 2,
+            consumers: 2,
+            partitions: 2,
+            message_size: 1024,
+            batch: 100,
+            poll_batch: 100,
+            stop: Stop::Messages(200_000),
+            warmup: Warmup::Messages(20_000),
+            mode: Mode::ClosedLoop,
+            seed: 42,
+            drain_timeout: Duration::from_secs(5),
+            op_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a config cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A message cannot hold its 8-byte send timestamp.
+    MessageTooSmall {
+        /// The size asked for.
+        size: u32,
+    },
+    /// Nothing would be sent.
+    NoProducers,
+    /// There is nowhere to send.
+    NoPartitions,
+    /// A consumer would own no partition.
+    MoreConsumersThanPartitions {
+        /// Consumers asked for.
+        consumers: u32,
+        /// Partitions available.
+        partitions: u32,
+    },
+    /// A produce would carry no message.
+    ZeroBatch,
+    /// A poll would ask for no message.
+    ZeroPollBatch,
+    /// The run would measure nothing (zero messages or zero duration).
+    NothingToMeasure,
+    /// An open-loop rate of zero would schedule no send.
+    ZeroRate,
+    /// A timeout of zero fails every operation.
+    ZeroTimeout,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::MessageTooSmall { size } => write!(
+                f,
+                "message size {size} is too small: every payload starts with an \
+                 {TIMESTAMP_LEN}-byte send timestamp, so the minimum is {TIMESTAMP_LEN}"
+            ),
+            ConfigError::NoProducers => write!(f, "producers must be at least 1"),
+            ConfigError::NoPartitions => write!(f, "partitions must be at least 1"),
+            ConfigError::MoreConsumersThanPartitions {
+                consumers,
+                partitions,
+            } => write!(
+                f,
+                "{consumers} consumers for {partitions} partitions: a consumer owns whole \
+                 partitions, so some would have nothing to read (use at most {partitions})"
+            ),
+            ConfigError::ZeroBatch => write!(f, "batch must be at least 1 message"),
+            ConfigError::ZeroPollBatch => write!(f, "poll batch must be at least 1 message"),
+            ConfigError::NothingToMeasure => {
+                write!(
+                    f,
+                    "the run must measure at least 1 message or a nonzero duration"
+                )
+            }
+            ConfigError::ZeroRate => write!(f, "an open-loop rate must be at least 1 message/s"),
+            ConfigError::ZeroTimeout => write!(f, "timeouts must be longer than zero"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl LoadConfig {
+    /// Checks everything the run relies on; the first problem found, in field order.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if (self.message_size as usize) < TIMESTAMP_LEN {
+            return Err(ConfigError::MessageTooSmall {
+                size: self.message_size,
+            });
+        }
+        if self.producers == 0 {
+            return Err(ConfigError::NoProducers);
+        }
+        if self.partitions == 0 {
+            return Err(ConfigError::NoPartitions);
+        }
+        if self.consumers > self.partitions {
+            return Err(ConfigError::MoreConsumersThanPartitions {
+                consumers: self.consumers,
+                partitions: self.partitions,
+            });
+        }
+        if self.batch == 0 {
+            return Err(ConfigError::ZeroBatch);
+        }
+        if self.poll_batch == 0 {
+            return Err(ConfigError::ZeroPollBatch);
+        }
+        match self.stop {
+            Stop::Messages(0) => return Err(ConfigError::NothingToMeasure),
+            Stop::Duration(d) if d.is_zero() => return Err(ConfigError::NothingToMeasure),
+            _ => {}
+        }
+        if self.mode == (Mode::OpenLoop { messages_per_s: 0 }) {
+            return Err(ConfigError::ZeroRate);
+        }
+        if self.drain_timeout.is_zero() || self.op_timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        Ok(())
+    }
+
+    /// Messages producer `producer` must send in a [`Stop::Messages`] run,
+    /// warmup included; `None` when the run is timed instead.
+    pub fn producer_quota(&self, producer: u32) -> Option<u64> {
+        let Stop::Messages(measured) = self.stop else {
+            return None;
+        };
+        let warmup = match self.warmup {
+            Warmup::Messages(n) => n,
+            Warmup::None | Warmup::Duration(_) => 0,
+        };
+        let total = measured + warmup;
+        let producers = u64::from(self.producers.max(1));
+        let extra = u64::from(u64::from(producer) < total % producers);
+        Some(total / producers + extra)
+    }
+
+    /// One line for a table caption: "2 producers, 2 consumers, 2 partitions,
+    /// 1024-byte messages, 100 per batch, closed loop, 200000 messages after
+    /// 20000 warmup".
+    pub fn summary(&self) -> String {
+        let mode = match self.mode {
+            Mode::ClosedLoop => "closed loop".to_string(),
+            Mode::OpenLoop { messages_per_s } => format!("open loop at {messages_per_s} msg/s"),
+        };
+        let stop = match self.stop {
+            Stop::Messages(n) => format!("{n} messages"),
+            Stop::Duration(d) => format!("{:?}", d),
+        };
+        let warmup = match self.warmup {
+            Warmup::None => "no warmup".to_string(),
+            Warmup::Messages(n) => format!("{n} warmup messages"),
+            Warmup::Duration(d) => format!("{d:?} warmup"),
+        };
+        format!(
+            "{} producers, {} consumers, {} partitions, {}-byte messages, {} per batch, \
+             {mode}, {stop} after {warmup}",
+            self.producers, self.consumers, self.partitions, self.message_size, self.batch
+        )
+    }
+}
+
+/// Parses a duration as people type it: `250ms`, `2s`, `1.5s`, `500us`, or a
+/// bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 250ms, 2s or 1.5)"))?;
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|_| format!("`{text}` is not a duration of zero or more"))
+}
+
+/// Durations in results files as seconds (a float), which a reader or a plot
+/// takes as is; serde's default `{secs, nanos}` pair was rejected as unreadable.
+/// Written as nanoseconds over 10^9, one correctly rounded division, so the
+/// decimal printed has at most 9 places and reads back to the same duration.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_nanos() as f64 / 1e9)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid() {
+        assert_eq!(LoadConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn quotas_add_up_to_messages_plus_warmup() {
+        let config = LoadConfig {
+            producers: 3,
+            stop: Stop::Messages(1000),
+            warmup: Warmup::Messages(1),
+            ..LoadConfig::default()
+        };
+        let quotas: Vec<u64> = (0..3).filter_map(|p| config.producer_quota(p)).collect();
+        assert_eq!(quotas, vec![334, 334, 333]);
+    }
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

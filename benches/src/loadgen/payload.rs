@@ -1,0 +1,106 @@
+//! What the producers send: a send timestamp, then seeded bytes.
+//!
+//! Layout of every payload (`message_size` bytes):
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0..8 | send time, nanoseconds since the UNIX epoch, little-endian (see `clock`) |
+//! | 8.. | `rivulet_datasets::Payloads` random bytes for the message's index |
+//!
+//! Generating random bytes costs more than the in-process target does with
+//! them, so it is done before the run: each producer builds a pool of about
+//! [`POOL_MESSAGES`] distinct payloads, in whole batches, and cycles through
+//! them, rewriting only the 8 timestamp bytes before each send. Fresh bytes per
+//! message were rejected because the generator would then measure its own
+//! random number generator. No stage compresses or deduplicates, so the
+//! repetition every `POOL_MESSAGES` messages changes nothing it does.
+
+use rivulet_datasets::{PayloadKind, Payloads};
+
+use super::config::TIMESTAMP_LEN;
+
+/// Distinct payloads per producer (rounded up to whole batches).
+pub const POOL_MESSAGES: usize = 1024;
+
+/// One producer's pool of batches, each reused in turn.
+#[derive(Debug)]
+pub struct BatchPool {
+    batches: Vec<Vec<Vec<u8>>>,
+    next: usize,
+}
+
+impl BatchPool {
+    /// The pool of producer `producer`: message `m` of its pool is payload
+    /// index `producer << 32 | m` of the seeded generator, so no two producers
+    /// send the same bytes. `message_size` must be at least [`TIMESTAMP_LEN`].
+    pub fn new(seed: u64, producer: u32, message_size: u32, batch: u32) -> BatchPool {
+        let payloads = Payloads::new(PayloadKind::Random, seed);
+        let batch = batch.max(1) as usize;
+        let count = POOL_MESSAGES.div_ceil(batch);
+        let batches = (0..count)
+            .map(|b| {
+                (0..batch)
+                    .map(|m| {
+                        let index = (u64::from(producer) << 32) | (b * batch + m) as u64;
+                        payloads.payload(index, message_size as usize)
+                    })
+                    .collect()
+            })
+            .collect();
+        BatchPool { batches, next: 0 }
+    }
+
+    /// The next batch, its first `len` messages stamped with `timestamp_ns`.
+    pub fn next_batch(&mut self, len: usize, timestamp_ns: u64) -> &[Vec<u8>] {
+        let index = self.next;
+        self.next = (self.next + 1) % self.batches.len();
+        let batch = &mut self.batches[index];
+        let len = len.min(batch.len());
+        for payload in &mut batch[..len] {
+            stamp(payload, timestamp_ns);
+        }
+        &batch[..len]
+    }
+}
+
+/// Writes `timestamp_ns` into the first 8 bytes (a shorter payload is left
+/// alone; the config never makes one).
+pub fn stamp(payload: &mut [u8], timestamp_ns: u64) {
+    if let Some(head) = payload.get_mut(..TIMESTAMP_LEN) {
+        head.copy_from_slice(&timestamp_ns.to_le_bytes());
+    }
+}
+
+/// The send timestamp of a payload, or `None` if it is too short to hold one.
+pub fn timestamp(payload: &[u8]) -> Option<u64> {
+    let head: [u8; TIMESTAMP_LEN] = payload.get(..TIMESTAMP_LEN)?.try_into().ok()?;
+    Some(u64::from_le_bytes(head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamped_batches_carry_the_timestamp_then_seeded_bytes() {
+        let mut pool = BatchPool::new(42, 1, 64, 10);
+        let batch = pool.next_batch(3, 0x0102_0304_0506_0708).to_vec();
+        assert_eq!(batch.len(), 3);
+        let expected_tail = Payloads::new(PayloadKind::Random, 42).payload(1 << 32, 64);
+        assert_eq!(batch[0][..8], [8, 7, 6, 5, 4, 3, 2, 1]);
+        assert_eq!(batch[0][8..], expected_tail[8..]);
+        assert_eq!(timestamp(&batch[2]), Some(0x0102_0304_0506_0708));
+        assert_ne!(batch[0], batch[1]);
+        assert_eq!(timestamp(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn the_pool_cycles_through_distinct_batches() {
+        let mut pool = BatchPool::new(7, 0, 16, 512);
+        let first = pool.next_batch(512, 0).to_vec();
+        let second = pool.next_batch(512, 0).to_vec();
+        let third = pool.next_batch(512, 0).to_vec();
+        assert_ne!(first, second);
+        assert_eq!(first, third);
+    }
+}

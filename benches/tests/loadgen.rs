@@ -1,0 +1,527 @@
+//! The load generator against the in-process target, and against a target
+//! with one fault each (a stall, lost messages, no answer, a skipped offset),
+//! so every check the run makes is seen failing as well as passing.
+//!
+//! No assertion here is about speed; the durations below only shape the
+//! load (a stall, a schedule), and the assertions count samples and messages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bench::loadgen::histogram::{merge, new_histogram, record};
+use bench::loadgen::memory::MemoryConnection;
+use bench::loadgen::{
+    Actor, ConfigError, Connection, LoadConfig, LoadError, LoadResults, MemoryTarget, Mode,
+    Percentiles, Polled, RunOutcome, Stop, Target, Warmup, run,
+};
+use bench::machine::Machine;
+use indicatif::ProgressBar;
+
+/// A small closed-loop config; tests change what they are about.
+fn small() -> LoadConfig {
+    LoadConfig {
+        producers: 1,
+        consumers: 1,
+        partitions: 1,
+        message_size: 64,
+        batch: 10,
+        poll_batch: 50,
+        stop: Stop::Messages(500),
+        warmup: Warmup::None,
+        mode: Mode::ClosedLoop,
+        seed: 7,
+        drain_timeout: Duration::from_secs(5),
+        op_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn run_on<T: Target>(target: &T, config: &LoadConfig) -> Result<RunOutcome, LoadError> {
+    // Bounded here too: a run that hung would fail the test instead of stalling it.
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        run(target, config, &ProgressBar::hidden()),
+    )
+    .await
+    .expect("the run hung")
+}
+
+/// What a [`Faulty`] target does wrong.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Produce calls number `from..to` (counted across connections from 0)
+    /// each sleep `each` before storing.
+    Stall { from: u64, to: u64, each: Duration },
+    /// Every second produce is acknowledged but not stored.
+    LoseEveryOther,
+    /// Produce never answers.
+    Hang,
+    /// Polls report every offset one too high.
+    SkipOffset,
+}
+
+/// The in-process target with one fault.
+struct Faulty {
+    inner: MemoryTarget,
+    fault: Fault,
+    produces: Arc<AtomicU64>,
+}
+
+impl Faulty {
+    fn new(fault: Fault) -> Faulty {
+        Faulty {
+            inner: MemoryTarget::new(),
+            fault,
+            produces: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+struct FaultyConnection {
+    inner: MemoryConnection,
+    fault: Fault,
+    produces: Arc<AtomicU64>,
+}
+
+impl Target for Faulty {
+    type Connection = FaultyConnection;
+
+    fn name(&self) -> String {
+        "faulty".to_string()
+    }
+
+    fn durability(&self) -> String {
+        "none: test target".to_string()
+    }
+
+    async fn prepare(&self, partitions: u32) -> anyhow::Result<()> {
+        self.inner.prepare(partitions).await
+    }
+
+    async fn connect(&self) -> anyhow::Result<FaultyConnection> {
+        Ok(FaultyConnection {
+            inner: self.inner.connect().await?,
+            fault: self.fault,
+            produces: Arc::clone(&self.produces),
+        })
+    }
+}
+
+impl Connection for FaultyConnection {
+    async fn produce(&mut self, partition: u32, payloads: &[Vec<u8>]) -> anyhow::Result<u64> {
+        let call = self.produces.fetch_add(1, Ordering::SeqCst);
+        match self.fault {
+            Fault::Stall { from, to, each } if (from..to).contains(&call) => {
+                tokio::time::sleep(each).await;
+            }
+            Fault::LoseEveryOther if call % 2 == 1 => return Ok(0),
+            Fault::Hang => std::future::pending::<()>().await,
+            _ => {}
+        }
+        self.inner.produce(partition, payloads).await
+    }
+
+    async fn poll(
+        &mut self,
+        partition: u32,
+        offset: u64,
+        count: u32,
+    ) -> anyhow::Result<Vec<Polled>> {
+        let mut polled = self.inner.poll(partition, offset, count).await?;
+        if let Fault::SkipOffset = self.fault {
+            polled.iter_mut().for_each(|message| message.offset += 1);
+        }
+        Ok(polled)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_consumes_every_message_exactly_once_in_dense_offsets() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        producers: 3,
+        consumers: 2,
+        partitions: 4,
+        batch: 7, // 3100 / 3 producers leaves partial last batches
+        stop: Stop::Messages(3000),
+        warmup: Warmup::Messages(100),
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+
+    assert_eq!(figures.produced, 3100);
+    assert_eq!(figures.consumed, 3100);
+    let lens = target.partition_lens().unwrap();
+    assert_eq!(figures.produced_per_partition, lens);
+    assert_eq!(figures.consumed_per_partition, lens);
+    assert!(
+        lens.iter().all(|&len| len > 0),
+        "round robin reaches every partition: {lens:?}"
+    );
+    // Every measured message was seen end to end exactly once.
+    assert_eq!(figures.end_to_end.count, figures.producer.messages);
+
+    // Read everything back: offsets 0..len in order, each payload intact.
+    let mut connection = target.connect().await.unwrap();
+    for (partition, &len) in (0..).zip(&lens) {
+        let polled = connection.poll(partition, 0, u32::MAX).await.unwrap();
+        let offsets: Vec<u64> = polled.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, (0..len).collect::<Vec<_>>());
+        assert!(polled.iter().all(|m| m.payload.len() == 64));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_run_stops_and_drains_everything_it_sent() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        producers: 2,
+        consumers: 2,
+        partitions: 2,
+        stop: Stop::Duration(Duration::from_millis(100)),
+        warmup: Warmup::Duration(Duration::from_millis(50)),
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    assert!(figures.producer.messages > 0);
+    assert!(
+        figures.producer.messages < figures.produced,
+        "warmup excluded"
+    );
+    assert_eq!(figures.consumed, figures.produced);
+    assert!(
+        figures.send_lag.is_none(),
+        "send lag is an open-loop figure"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_sends_the_scheduled_number_of_messages() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        producers: 2,
+        partitions: 2,
+        consumers: 2,
+        stop: Stop::Duration(Duration::from_millis(250)),
+        mode: Mode::OpenLoop {
+            messages_per_s: 2000,
+        },
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    // 2000 msg/s for 0.25 s is 500 messages, give or take one batch.
+    assert!(
+        figures.produced.abs_diff(500) <= 10,
+        "{} messages sent",
+        figures.produced
+    );
+    assert_eq!(figures.consumed, figures.produced);
+    assert_eq!(
+        figures.send_lag.unwrap().count,
+        figures.producer.latency.count
+    );
+}
+
+/// Samples of at least `ns` in the merged producer histogram.
+fn slow_batches(outcome: &RunOutcome, ns: u64) -> u64 {
+    let histogram = &outcome.histograms.producer;
+    histogram.count_between(ns, histogram.max().max(ns))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_charges_a_stall_to_every_send_it_delayed_closed_loop_hides_it() {
+    // The 6th produce stalls 30 ms; sends are scheduled every 5 ms (10 messages
+    // per batch at 2000 msg/s), so the stall delays the next five.
+    let stall = Fault::Stall {
+        from: 5,
+        to: 6,
+        each: Duration::from_millis(30),
+    };
+    let open = LoadConfig {
+        consumers: 0,
+        stop: Stop::Duration(Duration::from_millis(250)),
+        mode: Mode::OpenLoop {
+            messages_per_s: 2000,
+        },
+        ..small()
+    };
+    let closed = LoadConfig {
+        stop: Stop::Messages(500),
+        mode: Mode::ClosedLoop,
+        ..open.clone()
+    };
+    let open = run_on(&Faulty::new(stall), &open).await.unwrap();
+    let closed = run_on(&Faulty::new(stall), &closed).await.unwrap();
+
+    // Both saw the stall itself...
+    let threshold = Duration::from_millis(12).as_nanos() as u64;
+    assert!(closed.figures.producer.latency.max >= 30_000_000);
+    assert!(open.figures.producer.latency.max >= 30_000_000);
+    // ...but only the open loop counts the sends that waited behind it:
+    // ~25, 20 and 15 ms after the 30 ms one, measured from their intended time.
+    let (open_slow, closed_slow) = (
+        slow_batches(&open, threshold),
+        slow_batches(&closed, threshold),
+    );
+    assert!(
+        open_slow >= closed_slow + 2,
+        "open loop: {open_slow} batches over 12 ms, closed loop: {closed_slow}"
+    );
+    // And it still sent what the schedule said, catching up after the stall.
+    assert!(
+        open.figures.produced.abs_diff(500) <= 10,
+        "{}",
+        open.figures.produced
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmup_samples_are_excluded_from_every_histogram() {
+    // The first three produces (the whole warmup) stall 60 ms each.
+    let target = Faulty::new(Fault::Stall {
+        from: 0,
+        to: 3,
+        each: Duration::from_millis(60),
+    });
+    let config = LoadConfig {
+        stop: Stop::Messages(200),
+        warmup: Warmup::Messages(30),
+        ..small()
+    };
+    let outcome = run_on(&target, &config).await.unwrap();
+    let figures = &outcome.figures;
+    assert_eq!(figures.produced, 230);
+    assert_eq!(figures.consumed, 230);
+    // One producer, one batch in flight: exactly the 20 batches after the warmup.
+    assert_eq!(figures.producer.latency.count, 20);
+    assert_eq!(figures.producer.messages, 200);
+    assert_eq!(figures.end_to_end.count, 200);
+    assert!(
+        figures.producer.latency.max < 60_000_000,
+        "a warmup stall leaked in: {}",
+        figures.producer.latency.max
+    );
+    // The histograms behind the figures agree.
+    assert_eq!(outcome.histograms.producer.len(), 20);
+    assert_eq!(outcome.histograms.end_to_end.len(), 200);
+}
+
+#[tokio::test]
+async fn bad_configs_are_clear_errors_not_panics() {
+    let cases = [
+        (
+            LoadConfig {
+                message_size: 7,
+                ..small()
+            },
+            ConfigError::MessageTooSmall { size: 7 },
+            "minimum is 8",
+        ),
+        (
+            LoadConfig {
+                producers: 0,
+                ..small()
+            },
+            ConfigError::NoProducers,
+            "producers",
+        ),
+        (
+            LoadConfig {
+                partitions: 0,
+                consumers: 0,
+                ..small()
+            },
+            ConfigError::NoPartitions,
+            "partitions",
+        ),
+        (
+            LoadConfig {
+                batch: 0,
+                ..small()
+            },
+            ConfigError::ZeroBatch,
+            "batch",
+        ),
+        (
+            LoadConfig {
+                poll_batch: 0,
+                ..small()
+            },
+            ConfigError::ZeroPollBatch,
+            "poll batch",
+        ),
+        (
+            LoadConfig {
+                consumers: 3,
+                partitions: 2,
+                ..small()
+            },
+            ConfigError::MoreConsumersThanPartitions {
+                consumers: 3,
+                partitions: 2,
+            },
+            "3 consumers for 2 partitions",
+        ),
+        (
+            LoadConfig {
+                stop: Stop::Messages(0),
+                ..small()
+            },
+            ConfigError::NothingToMeasure,
+            "at least 1 message",
+        ),
+        (
+            LoadConfig {
+                mode: Mode::OpenLoop { messages_per_s: 0 },
+                ..small()
+            },
+            ConfigError::ZeroRate,
+            "rate",
+        ),
+    ];
+    for (config, expected, words) in cases {
+        let error = run_on(&MemoryTarget::new(), &config).await.unwrap_err();
+        let message = error.to_string();
+        match error {
+            LoadError::Config(found) => assert_eq!(found, expected),
+            other => panic!("expected {expected:?}, got {other:?}"),
+        }
+        assert!(message.contains(words), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_loses_messages_is_a_shortfall_not_a_hang() {
+    let config = LoadConfig {
+        drain_timeout: Duration::from_millis(200),
+        ..small()
+    };
+    let error = run_on(&Faulty::new(Fault::LoseEveryOther), &config)
+        .await
+        .unwrap_err();
+    match error {
+        LoadError::Shortfall {
+            partition: 0,
+            produced: 500,
+            consumed,
+            ..
+        } => assert_eq!(consumed, 250),
+        other => panic!("expected a shortfall, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_stops_answering_is_a_timeout() {
+    let config = LoadConfig {
+        op_timeout: Duration::from_millis(100),
+        ..small()
+    };
+    let error = run_on(&Faulty::new(Fault::Hang), &config)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LoadError::Timeout {
+                actor: Actor::Producer(0),
+                partition: 0,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_skips_an_offset_is_out_of_order() {
+    let error = run_on(&Faulty::new(Fault::SkipOffset), &small())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LoadError::OutOfOrder {
+                partition: 0,
+                expected: 0,
+                got: 1
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_round_trip_through_json() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        mode: Mode::OpenLoop {
+            messages_per_s: 20_000,
+        },
+        warmup: Warmup::Duration(Duration::from_millis(5)),
+        ..small()
+    };
+    let outcome = run_on(&target, &config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let results = LoadResults::new(
+        &target.name(),
+        &target.durability(),
+        Machine::detect(dir.path()),
+        config,
+        outcome.figures,
+    );
+    let path = dir.path().join("nested").join("loadgen-memory.json");
+    results.write(&path).unwrap();
+    let read = LoadResults::read(&path).unwrap();
+    assert_eq!(read, results);
+    assert!(read.figures.send_lag.is_some());
+    let table = read.table();
+    for row in ["producer", "consumer", "end-to-end", "send lag", "p99.99"] {
+        assert!(table.contains(row), "{table}");
+    }
+}
+
+#[test]
+fn histograms_merge_by_adding_counts_never_by_averaging_percentiles() {
+    // Two actors: one fast and busy (9000 samples, 1 ns to 9 µs), one that saw
+    // a stall on every call (1000 samples, 10 to 11 ms).
+    let fast: Vec<u64> = (1..=9000).collect();
+    let slow: Vec<u64> = (1..=1000).map(|i| 10_000_000 + i * 1_000).collect();
+    let (mut a, mut b, mut all) = (new_histogram(), new_histogram(), new_histogram());
+    fast.iter().for_each(|&v| record(&mut a, v));
+    slow.iter().for_each(|&v| record(&mut b, v));
+    fast.iter().chain(&slow).for_each(|&v| record(&mut all, v));
+
+    let merged = Percentiles::of(&merge([&a, &b]).unwrap());
+    assert_eq!(merged, Percentiles::of(&all));
+    assert_eq!(merged.count, 10_000);
+    // Those are the true percentiles of the samples, to 0.1% (3 significant figures).
+    let mut sorted: Vec<u64> = fast.iter().chain(&slow).copied().collect();
+    sorted.sort_unstable();
+    let exact = |q: f64| sorted[(q * sorted.len() as f64) as usize - 1];
+    for (got, want) in [
+        (merged.p50, exact(0.5)),
+        (merged.p99, exact(0.99)),
+        (merged.max, *sorted.last().unwrap()),
+    ] {
+        assert!(
+            got.abs_diff(want) as f64 <= want as f64 * 0.001,
+            "{got} vs exact {want}"
+        );
+    }
+
+    // Averaging the actors' percentiles gives latencies no call had: a median
+    // of about 5 ms (the true one is 5 µs), and half the true p99.
+    let (pa, pb) = (Percentiles::of(&a), Percentiles::of(&b));
+    let averaged_p50 = (pa.p50 + pb.p50) / 2;
+    let averaged_p99 = (pa.p99 + pb.p99) / 2;
+    assert!(
+        merged.p50 < 10_000 && averaged_p50 > 5_000_000,
+        "{merged:?} {averaged_p50}"
+    );
+    assert!(
+        merged.p99 > 10_000_000 && averaged_p99 < 6_000_000,
+        "{merged:?} {averaged_p99}"
+    );
+}
