@@ -4,7 +4,8 @@
 //!
 //! Not criterion: the point here is the latency *distribution* of each append
 //! (p50, p99, p99.9), so every call is timed into an HdrHistogram. Each row runs
-//! the whole `quick` workload once, after a warmup that is not recorded.
+//! the `quick` workload after a warmup that is not recorded, repeating it until
+//! the row has a second and a few hundred calls behind it.
 //! `cargo bench -p bench --bench stage2` measures and writes
 //! `benches/results/<profile>/stage2.json`; under `cargo test` it runs a tiny
 //! version as a smoke test and writes nothing.
@@ -87,7 +88,7 @@ fn main() -> anyhow::Result<()> {
             };
             let dir = data.path().join(format!("{name}-{batch}"));
             let (elapsed, latencies) =
-                runtime.block_on(measure_stage2(&dir, config, batch, &messages))?;
+                runtime.block_on(measure_stage2(&dir, config, batch, &messages, measuring))?;
             eprintln!("stage2 {name} batch {batch}: {elapsed:?}");
             suite.record(Row {
                 id: format!("{name}-b{batch}"),
@@ -105,11 +106,11 @@ fn main() -> anyhow::Result<()> {
         kind: RowKind::Stage,
         durability: "nothing acknowledged".to_string(),
         limit: Some("raw-fdatasync-b1".to_string()),
-        ..row("stage 1 sync-every-append", 1, record, elapsed, &latencies)
+        ..row("stage 1, sync per message", 1, record, elapsed, &latencies)
     });
 
     for batch in BATCH_SIZES {
-        let (elapsed, latencies) = measure_raw(data.path(), batch, count, record)?;
+        let (elapsed, latencies) = measure_raw(data.path(), batch, count, record, measuring)?;
         suite.record(Row {
             id: format!("raw-fdatasync-b{batch}"),
             kind: RowKind::Raw,
@@ -154,28 +155,44 @@ fn warmup_len(batches: usize) -> usize {
     (batches / 10).max(1)
 }
 
+/// Whether a row has measured enough: the workload is repeated until its
+/// calls fill a second and number a few hundred (large batches make few calls
+/// per pass), within a cap on passes, so no row rests on a handful of samples.
+fn enough(elapsed: Duration, calls: u64, passes: u32, measuring: bool) -> bool {
+    !measuring || passes >= 50 || (elapsed >= Duration::from_secs(1) && calls >= 300)
+}
+
 async fn measure_stage2(
     dir: &Path,
     config: Config,
     batch: usize,
     messages: &[Message],
+    measuring: bool,
 ) -> anyhow::Result<(Duration, Histogram<u64>)> {
     let stream = BatchingStream::open(1, dir, config).await?;
-    // Batches are built before timing: the copy is the caller's, not the stream's.
-    let mut batches = messages.chunks(batch).map(<[Message]>::to_vec);
-    for warm in batches.by_ref().take(warmup_len(messages.len() / batch)) {
-        stream.append(warm).await?;
+    for warm in messages
+        .chunks(batch)
+        .take(warmup_len(messages.len() / batch))
+    {
+        stream.append(warm.to_vec()).await?;
     }
-    let batches: Vec<Vec<Message>> = batches.collect();
     let mut latencies = histogram();
-    let start = Instant::now();
-    for batch in batches {
-        let call = Instant::now();
-        stream.append(batch).await?;
-        latencies.record(call.elapsed().as_nanos() as u64)?;
+    let mut elapsed = Duration::ZERO;
+    let mut passes = 0;
+    while !enough(elapsed, latencies.len(), passes, measuring) || passes == 0 {
+        // Batches are built before timing: the copy is the caller's, not the stream's.
+        let batches: Vec<Vec<Message>> = messages.chunks(batch).map(<[Message]>::to_vec).collect();
+        let start = Instant::now();
+        for batch in batches {
+            let call = Instant::now();
+            stream.append(batch).await?;
+            latencies.record(call.elapsed().as_nanos() as u64)?;
+        }
+        elapsed += start.elapsed();
+        passes += 1;
     }
-    let elapsed = start.elapsed();
     stream.shutdown().await?;
+    std::fs::remove_dir_all(dir)?;
     Ok((elapsed, latencies))
 }
 
@@ -201,6 +218,7 @@ fn measure_raw(
     batch: usize,
     count: u64,
     record: u64,
+    measuring: bool,
 ) -> anyhow::Result<(Duration, Histogram<u64>)> {
     let mut file = RawFile::create(data, &format!("raw-{batch}"), 256 << 20)?;
     let bytes = vec![0x5a; batch * record as usize];
@@ -210,10 +228,14 @@ fn measure_raw(
     }
     let mut latencies = histogram();
     let mut elapsed = Duration::ZERO;
-    for _ in 0..calls - warmup_len(calls) {
-        let call = file.write_then_sync_data(&bytes)?;
-        elapsed += call;
-        latencies.record(call.as_nanos() as u64)?;
+    let mut passes = 0;
+    while !enough(elapsed, latencies.len(), passes, measuring) || passes == 0 {
+        for _ in 0..calls {
+            let call = file.write_then_sync_data(&bytes)?;
+            elapsed += call;
+            latencies.record(call.as_nanos() as u64)?;
+        }
+        passes += 1;
     }
     Ok((elapsed, latencies))
 }

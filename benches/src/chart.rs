@@ -27,15 +27,16 @@ pub struct Chart {
     pub series: Vec<Series>,
 }
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 200.0; // room for the legend
+const RIGHT: f64 = 240.0; // room for the legend
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
-/// Colour-blind-safe palette (Okabe and Ito).
+/// Colour-blind-safe palette (Okabe and Ito), yellow last: it is hard to see
+/// on white.
 const COLOURS: [&str; 8] = [
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
 
 impl Chart {
