@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             "one append call of a batch of messages ({record} bytes each with its header); \
              latency is per call, from the call to its answer"
         ),
+        None,
     );
     let policies = [
         (

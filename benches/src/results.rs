@@ -54,6 +54,9 @@ pub struct Group {
     pub name: String,
     /// What one iteration is, in words ("one append of one message").
     pub iteration: String,
+    /// For charts: what the rows' `x` is ("producers"); batch size if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_label: Option<String>,
     /// The measurements.
     pub rows: Vec<Row>,
 }
@@ -134,6 +137,7 @@ pub struct Suite {
 struct PlannedGroup {
     name: String,
     iteration: String,
+    x_label: Option<String>,
     /// Rows criterion measures; their estimates are read in `finish`.
     rows: Vec<(String, RowSpec)>,
     /// Rows the bench measured itself (latency percentiles, say).
@@ -181,6 +185,7 @@ impl Suite {
         self.groups.push(PlannedGroup {
             name: name.to_string(),
             iteration: iteration.to_string(),
+            x_label: None,
             rows: Vec::new(),
             measured: Vec::new(),
         });
@@ -188,10 +193,11 @@ impl Suite {
     }
 
     /// Starts a group whose rows the bench measures itself (see [`Suite::record`]).
-    pub fn custom_group(&mut self, name: &str, iteration: &str) {
+    pub fn custom_group(&mut self, name: &str, iteration: &str, x_label: Option<&str>) {
         self.groups.push(PlannedGroup {
             name: name.to_string(),
             iteration: iteration.to_string(),
+            x_label: x_label.map(str::to_string),
             rows: Vec::new(),
             measured: Vec::new(),
         });
@@ -249,6 +255,7 @@ impl Suite {
             groups.push(Group {
                 name: planned.name.clone(),
                 iteration: planned.iteration.clone(),
+                x_label: planned.x_label.clone(),
                 rows,
             });
         }

@@ -42,6 +42,13 @@ impl Stage3Target {
     }
 }
 
+impl Stage3Target {
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl Target for Stage3Target {
     type Connection = Client;
 

@@ -1,17 +1,23 @@
 //! Regenerates the book's result tables from the results files.
 //!
-//! `publish` writes `book/src/generated/<suite>.md` for every suite, and the
-//! SVG charts of every results file that has series;
+//! `publish` writes `book/src/generated/<suite>.md` for every suite (and
+//! `<suite>-<group>.md` for the groups chapters show alone), and the SVG
+//! charts of every results file that has series;
 //! `publish --check` writes nothing and fails if any of them is out of date
 //! (the test command runs this, so the book never disagrees with its data).
 
 use anyhow::Context;
-use bench::report::{charts, render_suite};
+use bench::report::{charts, render_group_page, render_suite};
 use bench::results::ResultsFile;
 
 /// The suites the book shows, in chapter order. A suite nobody has measured
 /// still gets a page, saying so.
-const SUITES: [&str; 2] = ["stage1", "stage2"];
+/// Each suite may also get a page per group, for chapters that show only one.
+const SUITES: [(&str, &[&str]); 3] = [
+    ("stage1", &[]),
+    ("stage2", &[]),
+    ("network", &["producers", "contention"]),
+];
 
 fn main() -> anyhow::Result<()> {
     let check = std::env::args().skip(1).any(|arg| arg == "--check");
@@ -22,10 +28,18 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&out_dir).with_context(|| out_dir.display().to_string())?;
     let mut stale = Vec::new();
     let mut pages = Vec::new();
-    for suite in SUITES {
+    for (suite, groups) in SUITES {
         let files = ResultsFile::all_for_suite(suite)?;
         pages.push((format!("{suite}.md"), render_suite(suite, &files)));
-        pages.extend(files.iter().flat_map(charts));
+        for group in groups {
+            pages.push((
+                format!("{suite}-{group}.md"),
+                render_group_page(suite, group, &files),
+            ));
+        }
+        for chart in files.iter().flat_map(charts) {
+            pages.push((chart.file_name, chart.svg));
+        }
     }
     for (name, text) in pages {
         let path = out_dir.join(name);
