@@ -22,7 +22,7 @@ struct Args {
     /// Folder for the streams' files.
     #[arg(long, default_value = "rivulet-stage3-data")]
     data: PathBuf,
-    /// When to fsync: always, every-batch, interval-<ms>ms or never.
+    /// When to fsync: always, every-batch, interval-250ms (any milliseconds) or never.
     #[arg(long, default_value = "every-batch", value_parser = parse_policy)]
     fsync: FsyncPolicy,
 }
