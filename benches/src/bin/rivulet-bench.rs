@@ -51,7 +51,7 @@ struct Cli {
     addr: Option<std::net::SocketAddr>,
     /// The fsync policy of the server started here (with --addr: the policy
     /// the running server was given, stated in the results).
-    #[arg(long, default_value = "every-batch", value_parser = parse_policy)]
+    #[arg(long, default_value = "every-batch")]
     fsync: FsyncPolicy,
     /// Worker threads of the server started here.
     #[arg(long, default_value_t = 2)]
@@ -214,12 +214,6 @@ async fn main() -> anyhow::Result<()> {
             drive(target, config, &cli, workload.as_ref()).await
         }
     }
-}
-
-fn parse_policy(text: &str) -> Result<FsyncPolicy, String> {
-    FsyncPolicy::parse(text).ok_or_else(|| {
-        format!("unknown fsync policy {text:?}: use always, every-batch, interval-<ms>ms or never")
-    })
 }
 
 /// Runs `config` against `target`, then prints and writes the results.

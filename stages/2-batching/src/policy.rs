@@ -50,6 +50,17 @@ impl FsyncPolicy {
     }
 }
 
+impl std::str::FromStr for FsyncPolicy {
+    type Err = String;
+
+    /// Parses a policy name, for command lines and config files.
+    fn from_str(text: &str) -> Result<FsyncPolicy, String> {
+        FsyncPolicy::parse(text).ok_or_else(|| {
+            format!("unknown fsync policy {text:?}: use always, every-batch, interval-250ms (any milliseconds) or never")
+        })
+    }
+}
+
 /// How a batching stream behaves. [`Config::new`] gives the talk's numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {

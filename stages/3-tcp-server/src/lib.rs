@@ -17,7 +17,7 @@ pub mod protocol;
 pub mod server;
 pub mod streams;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, FramedClient, RequestError};
 pub use error::ServeError;
 pub use server::Server;
 pub use streams::{Streams, StreamsConfig};

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::connection::{Service, serve_connection};
@@ -58,6 +59,17 @@ impl Server {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM, then stops as [`Server::shutdown`] does.
+    pub async fn run_until_signal(self) -> Result<(), ServeError> {
+        let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::storage)?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("stopping: writing and syncing everything");
+        self.shutdown().await
     }
 
     /// Stops accepting, then writes and syncs every stream.

@@ -2,12 +2,8 @@
 
 use std::net::SocketAddr;
 
-use stage3_tcp_server::protocol::frame::{
-    DEFAULT_MAX_FRAME_LEN, FrameError, read_frame, write_frame,
-};
+use stage3_tcp_server::{FramedClient, RequestError};
 use thiserror::Error;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::protocol::record::{Record, RecordError};
 use crate::protocol::{Partitioning, Request, Response, Status};
@@ -15,12 +11,9 @@ use crate::protocol::{Partitioning, Request, Response, Status};
 /// What a request can fail with, as the client sees it.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    /// The connection failed.
-    #[error("connection: {0}")]
-    Io(#[from] std::io::Error),
-    /// A response frame could not be read.
-    #[error("reading a response: {0}")]
-    Frame(#[from] FrameError),
+    /// No usable response.
+    #[error(transparent)]
+    Request(#[from] RequestError),
     /// A response body did not parse, or a record failed its checksum.
     #[error("bad response: {0}")]
     Body(#[from] RecordError),
@@ -31,14 +24,6 @@ pub enum ClientError {
         status: Option<Status>,
         /// The server's message.
         message: String,
-    },
-    /// The response does not belong to the request.
-    #[error("response correlation {got} does not match request {sent}")]
-    Correlation {
-        /// The id sent.
-        sent: u32,
-        /// The id received.
-        got: u32,
     },
 }
 
@@ -57,20 +42,15 @@ pub struct Produced {
 
 /// A connection to a stage 4, 5 or 6 server.
 #[derive(Debug)]
-pub struct Client {
-    socket: BufReader<TcpStream>,
-    next_correlation: u32,
-}
+pub struct Client(FramedClient);
 
 impl Client {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Result<Client, ClientError> {
-        let socket = TcpStream::connect(addr).await?;
-        socket.set_nodelay(true)?;
-        Ok(Client {
-            socket: BufReader::new(socket),
-            next_correlation: 1,
-        })
+        let framed = FramedClient::connect(addr)
+            .await
+            .map_err(RequestError::from)?;
+        Ok(Client(framed))
     }
 
     /// Creates `topic` with `partitions` partitions (fine if it exists with as many).
@@ -140,22 +120,12 @@ impl Client {
     /// Sends a request and waits for its response.
     pub async fn call(&mut self, request: Request) -> Result<Response, ClientError> {
         let (code, body) = request.encode();
-        let correlation = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        write_frame(self.socket.get_mut(), code, correlation, &body).await?;
-        self.socket.get_mut().flush().await?;
-        let frame = read_frame(&mut self.socket, DEFAULT_MAX_FRAME_LEN).await?;
-        if frame.correlation != correlation {
-            return Err(ClientError::Correlation {
-                sent: correlation,
-                got: frame.correlation,
-            });
-        }
-        match Status::from_code(frame.code) {
-            Some(Status::Ok) => Ok(Response::decode(code, &frame.body)?),
+        let (status, body) = self.0.request(code, &body).await?;
+        match Status::from_code(status) {
+            Some(Status::Ok) => Ok(Response::decode(code, &body)?),
             status => Err(ClientError::Server {
                 status,
-                message: String::from_utf8_lossy(&frame.body).into_owned(),
+                message: String::from_utf8_lossy(&body).into_owned(),
             }),
         }
     }

@@ -11,7 +11,6 @@ use anyhow::Context;
 use clap::Parser;
 use stage2_batching::FsyncPolicy;
 use stage3_tcp_server::{Server, StreamsConfig};
-use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(about = "Rivulet stage 3: streams over TCP behind Arc<RwLock<_>>")]
@@ -23,14 +22,8 @@ struct Args {
     #[arg(long, default_value = "rivulet-stage3-data")]
     data: PathBuf,
     /// When to fsync: always, every-batch, interval-250ms (any milliseconds) or never.
-    #[arg(long, default_value = "every-batch", value_parser = parse_policy)]
+    #[arg(long, default_value = "every-batch")]
     fsync: FsyncPolicy,
-}
-
-fn parse_policy(text: &str) -> Result<FsyncPolicy, String> {
-    FsyncPolicy::parse(text).ok_or_else(|| {
-        format!("unknown policy {text:?}: use always, every-batch, interval-<ms>ms or never")
-    })
 }
 
 #[tokio::main]
@@ -45,12 +38,6 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     println!("listening on {}", server.addr());
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    eprintln!("stopping: writing and syncing every stream");
-    server.shutdown().await?;
+    server.run_until_signal().await?;
     Ok(())
 }
