@@ -5,6 +5,7 @@
 //! - [`loadgen`]: the load generator (producers and consumers over a target,
 //!   closed or open loop, merged histograms), and [`adapters`]: its targets,
 //!   one per networked stage;
+//! - [`ladder`]: every stage on one workload, beside the machine's limits;
 //! - [`raw`]: the machine's own limits for the same bytes (plain writes, fsync,
 //!   reads), measured in the same run as the stages;
 //! - [`latency`]: percentiles from merged HdrHistograms;
@@ -16,6 +17,7 @@
 
 pub mod adapters;
 pub mod chart;
+pub mod ladder;
 pub mod latency;
 pub mod loadgen;
 pub mod machine;

@@ -1,0 +1,286 @@
+//! The ladder: every stage on the same workload, on this machine, in one run,
+//! beside the machine's own limits measured in the same run.
+//!
+//! Two ladders, because a stage either has a network or does not:
+//! - **storage**, in process: stage 1's log, stage 2's batching stream (and the
+//!   later stages' storage as they land), appending the same messages;
+//! - **network**, through the load generator over loopback: stage 3 and stage 4
+//!   (and later 5 and 6), each server started on 127.0.0.1 and stopped after.
+//!
+//! Every rung keeps the workload's fsync policy, and says what its
+//! acknowledgement promises beside its numbers. The table gives each rung's
+//! gain over the rung before it on the same ladder, and its share of the limit
+//! that bounds it: Direct I/O writes of 1 MiB for storage, loopback TCP for the
+//! network. One run writes one results file,
+//! `benches/results/<profile>/ladder-<workload>.json`.
+
+pub mod limits;
+pub mod network;
+pub mod plan;
+pub mod storage;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rivulet_datasets::Workload;
+use serde::{Deserialize, Serialize};
+
+use crate::latency::Percentiles;
+use crate::machine::{self, Machine};
+use crate::report::duration;
+use limits::{Limits, Sizes};
+use plan::Plan;
+
+/// Which ladder a rung is on.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ladder {
+    /// In process, no network.
+    Storage,
+    /// Over loopback, through the load generator.
+    Network,
+}
+
+/// One stage's figures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rung {
+    /// `stage1`, `stage2`, ...
+    pub stage: String,
+    /// Storage or network.
+    pub ladder: Ladder,
+    /// What an acknowledgement promised.
+    pub durability: String,
+    /// What one latency sample is.
+    pub latency_unit: String,
+    /// Messages measured.
+    pub messages: u64,
+    /// Over how long.
+    pub seconds: f64,
+    /// Messages per second.
+    pub messages_per_s: f64,
+    /// Payload MB (10^6 bytes) per second.
+    pub mb_per_s: f64,
+    /// Per-call latency (see `latency_unit`).
+    pub latency: Percentiles,
+    /// Network rungs: from a message's send to its consumer reading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_to_end: Option<Percentiles>,
+}
+
+/// One ladder run, as written to its results file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LadderResults {
+    /// When it ran (UTC).
+    pub date: String,
+    /// The commit measured.
+    pub commit: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The workload's name.
+    pub workload: String,
+    /// Its one-line description.
+    pub workload_description: String,
+    /// The run's shape, as words ("1 producer, batches of 1, fsync every-batch").
+    pub plan: String,
+    /// The machine's limits, measured in the same run.
+    pub limits: Limits,
+    /// The stages, in ladder order.
+    pub rungs: Vec<Rung>,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The workload every rung runs.
+    pub workload: Workload,
+    /// Where rungs and limits put their files.
+    pub data_dir: PathBuf,
+    /// How much the limit measurements move.
+    pub limit_sizes: Sizes,
+    /// Worker threads of each server started for a network rung.
+    pub server_threads: usize,
+}
+
+/// The rungs, in order: storage first, then network.
+pub const RUNGS: [(&str, Ladder); 4] = [
+    ("stage1", Ladder::Storage),
+    ("stage2", Ladder::Storage),
+    ("stage3", Ladder::Network),
+    ("stage4", Ladder::Network),
+];
+
+// ANCHOR: run
+/// Measures the limits, then every rung; `step` is told each step's name.
+pub fn run(options: &Options, mut step: impl FnMut(&str)) -> anyhow::Result<LadderResults> {
+    let workload = &options.workload;
+    let plan = Plan::of(workload)?;
+    let scratch = tempfile::tempdir_in(&options.data_dir)
+        .with_context(|| format!("a scratch folder in {}", options.data_dir.display()))?;
+
+    step("raw limits");
+    let limits = limits::measure(
+        scratch.path(),
+        plan.block_size(workload),
+        options.limit_sizes,
+    )
+    .with_context(|| {
+        format!(
+            "measuring raw limits in {} (Direct I/O needs a file system that supports \
+                 O_DIRECT, such as ext4 or xfs: set RIVULET_BENCH_DIR to a folder on one)",
+            options.data_dir.display()
+        )
+    })?;
+
+    let messages = storage::messages(workload, &plan);
+    let mut rungs = Vec::new();
+    for (stage, _) in RUNGS {
+        step(stage);
+        let rung = match stage {
+            "stage1" => storage::stage1(scratch.path(), &plan, &messages),
+            "stage2" => storage::stage2(scratch.path(), &plan, &messages),
+            _ => network::stage(stage, workload, &plan, options.server_threads),
+        };
+        rungs.push(rung.with_context(|| format!("running {stage}"))?);
+    }
+    Ok(LadderResults {
+        date: machine::utc_now(),
+        commit: machine::commit(),
+        machine: Machine::detect(&options.data_dir),
+        workload: workload.name.clone(),
+        workload_description: workload.description.clone(),
+        plan: format!(
+            "{} messages; storage: batches of {}; network: {} producers, {} consumers, {} \
+             partitions, batches of {}; fsync {}",
+            plan.messages,
+            plan.batch,
+            plan.producers,
+            plan.consumers,
+            plan.partitions,
+            plan.batch,
+            plan.fsync.name()
+        ),
+        limits,
+        rungs,
+    })
+}
+// ANCHOR_END: run
+
+impl LadderResults {
+    /// `benches/results/<profile>/ladder-<workload>.json`.
+    pub fn default_path(profile: &str, workload: &str) -> PathBuf {
+        crate::results::results_dir()
+            .join(profile)
+            .join(format!("ladder-{workload}.json"))
+    }
+
+    /// Writes it, pretty-printed.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        }
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n").with_context(|| path.display().to_string())
+    }
+
+    /// Reads one back.
+    pub fn read(path: &Path) -> anyhow::Result<LadderResults> {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// The limit a rung is read against, and its name.
+    pub fn limit_of(&self, ladder: Ladder) -> (f64, &'static str) {
+        match ladder {
+            Ladder::Storage => (
+                self.limits.direct_write_large_mb_s,
+                "Direct I/O write, 1 MiB",
+            ),
+            Ladder::Network => (self.limits.loopback_tcp_mb_s, "loopback TCP"),
+        }
+    }
+
+    // ANCHOR: table
+    /// The summary table, in Markdown (which also reads well in a terminal).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| stage | ladder | msg/s | MB/s | gain | of limit | p50 | p99 | p99.9 | latency of | acknowledged |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        let mut previous: Option<&Rung> = None;
+        for rung in &self.rungs {
+            let gain = match previous {
+                Some(before) if before.ladder == rung.ladder => {
+                    format!("{:.2}×", rung.messages_per_s / before.messages_per_s)
+                }
+                _ => "".to_string(),
+            };
+            let (limit, _) = self.limit_of(rung.ladder);
+            let _ = writeln!(
+                out,
+                "| {} | {:?} | {:.0} | {:.1} | {gain} | {:.1}% | {} | {} | {} | {} | {} |",
+                rung.stage,
+                rung.ladder,
+                rung.messages_per_s,
+                rung.mb_per_s,
+                rung.mb_per_s / limit * 100.0,
+                duration(rung.latency.p50 as f64),
+                duration(rung.latency.p99 as f64),
+                duration(rung.latency.p999 as f64),
+                rung.latency_unit,
+                rung.durability,
+            );
+            previous = Some(rung);
+        }
+        out
+    }
+    // ANCHOR_END: table
+
+    /// The limits, as a table.
+    pub fn limits_table(&self) -> String {
+        let l = &self.limits;
+        let mut out = String::new();
+        let _ = writeln!(out, "| raw limit | measured |");
+        let _ = writeln!(out, "|---|---:|");
+        let rows = [
+            (
+                format!("Direct I/O write, {} B blocks, then sync", l.block_size),
+                format!("{:.1} MB/s", l.direct_write_mb_s),
+            ),
+            (
+                format!("Direct I/O read, {} B blocks", l.block_size),
+                format!("{:.1} MB/s", l.direct_read_mb_s),
+            ),
+            (
+                "Direct I/O write, 1 MiB blocks, then sync".to_string(),
+                format!("{:.1} MB/s", l.direct_write_large_mb_s),
+            ),
+            (
+                "Direct I/O read, 1 MiB blocks".to_string(),
+                format!("{:.1} MB/s", l.direct_read_large_mb_s),
+            ),
+            (
+                "4 KiB write + fdatasync, p50 / p99".to_string(),
+                format!(
+                    "{} / {}",
+                    duration(l.fsync_latency.p50 as f64),
+                    duration(l.fsync_latency.p99 as f64)
+                ),
+            ),
+            (
+                "loopback TCP, one connection".to_string(),
+                format!("{:.1} MB/s", l.loopback_tcp_mb_s),
+            ),
+            (
+                "memory copy".to_string(),
+                format!("{:.1} MB/s", l.memcpy_mb_s),
+            ),
+        ];
+        for (name, value) in rows {
+            let _ = writeln!(out, "| {name} | {value} |");
+        }
+        out
+    }
+}

@@ -1,0 +1,117 @@
+//! The storage rungs, in process: the same messages appended through stage 1's
+//! log and stage 2's batching stream (stages 5 and 6 join as they land), with
+//! the fsync policy the workload names.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rivulet_datasets::Workload;
+use stage1_file_log::{AppendMode, Message, Stream};
+use stage2_batching::{BatchingStream, Config, FsyncPolicy};
+
+use super::Rung;
+use super::plan::Plan;
+use crate::latency::{Percentiles, histogram};
+
+/// The workload's messages, built once and cloned into each rung untimed.
+pub fn messages(workload: &Workload, plan: &Plan) -> Vec<Message> {
+    let payloads = workload.payloads();
+    (0..plan.messages)
+        .map(|n| Message::new(n, payloads.payload(n, Plan::size_of(workload, n))))
+        .collect()
+}
+
+// ANCHOR: stage1_rung
+/// Stage 1 as the talk wrote it: one `append` per message. It can sync only per
+/// message, so it does where the policy syncs at all (`always`, `every-batch`)
+/// and never otherwise: the closest stage 1 comes to the same promise.
+pub fn stage1(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<Rung> {
+    let (mode, durability) = match plan.fsync {
+        FsyncPolicy::Always | FsyncPolicy::EveryBatch => {
+            (AppendMode::SyncEveryAppend, "sync_all after every message")
+        }
+        FsyncPolicy::Interval(_) | FsyncPolicy::Never => (
+            AppendMode::KeptHandle,
+            "page cache only (stage 1 cannot sync on an interval)",
+        ),
+    };
+    let mut stream = Stream::open(1, dir.join("stage1"), mode)?;
+    let mut latencies = histogram();
+    let batch = messages.to_vec();
+    let start = Instant::now();
+    for message in batch {
+        let call = Instant::now();
+        stream.append(message)?;
+        latencies.saturating_record(call.elapsed().as_nanos() as u64);
+    }
+    let elapsed = start.elapsed();
+    Ok(rung(
+        "stage1",
+        durability,
+        "append of one message",
+        messages,
+        elapsed,
+        Percentiles::of(&latencies),
+    ))
+}
+// ANCHOR_END: stage1_rung
+
+/// Stage 2: appends of `plan.batch` messages under the workload's policy.
+pub fn stage2(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<Rung> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let batches: Vec<Vec<Message>> = messages
+        .chunks(plan.batch as usize)
+        .map(<[Message]>::to_vec)
+        .collect();
+    let config = Config::new(plan.fsync);
+    let dir = dir.join("stage2");
+    let (elapsed, latencies) = runtime.block_on(async move {
+        let stream = BatchingStream::open(1, dir, config).await?;
+        let mut latencies = histogram();
+        let start = Instant::now();
+        for batch in batches {
+            let call = Instant::now();
+            stream.append(batch).await?;
+            latencies.saturating_record(call.elapsed().as_nanos() as u64);
+        }
+        let elapsed = start.elapsed();
+        stream.shutdown().await?;
+        anyhow::Ok((elapsed, latencies))
+    })?;
+    let durability = format!("fsync policy {}", plan.fsync.name());
+    let unit = format!("append of {} messages", plan.batch);
+    Ok(rung(
+        "stage2",
+        &durability,
+        &unit,
+        messages,
+        elapsed,
+        Percentiles::of(&latencies),
+    ))
+}
+
+fn rung(
+    stage: &str,
+    durability: &str,
+    unit: &str,
+    messages: &[Message],
+    elapsed: Duration,
+    latency: Percentiles,
+) -> Rung {
+    let bytes: u64 = messages.iter().map(|m| m.payload.len() as u64).sum();
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    Rung {
+        stage: stage.to_string(),
+        ladder: super::Ladder::Storage,
+        durability: durability.to_string(),
+        latency_unit: unit.to_string(),
+        messages: messages.len() as u64,
+        seconds,
+        messages_per_s: messages.len() as f64 / seconds,
+        mb_per_s: bytes as f64 / seconds / 1e6,
+        latency,
+        end_to_end: None,
+    }
+}
