@@ -143,6 +143,74 @@ impl Chart {
     }
 }
 
+/// Horizontal bars on a linear axis from zero: one value per labelled thing
+/// (throughput per stage), where a line would suggest an order that is not there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// Title above the plot.
+    pub title: String,
+    /// What the values are ("MB/s").
+    pub unit: String,
+    /// Label and value of each bar, top to bottom.
+    pub bars: Vec<(String, f64)>,
+}
+
+impl BarChart {
+    /// Renders the chart as a standalone SVG document.
+    pub fn to_svg(&self) -> String {
+        let label_w = 160.0;
+        let bar_h = 26.0;
+        let plot_w = WIDTH - label_w - 120.0;
+        let height = TOP + self.bars.len() as f64 * bar_h + 30.0;
+        let max = self
+            .bars
+            .iter()
+            .map(|b| b.1)
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let scale = if max > 0.0 { plot_w / max } else { 0.0 };
+        let mut svg = String::new();
+        let _ = writeln!(
+            svg,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(
+            svg,
+            r#"<rect width="{WIDTH}" height="{height}" fill="white"/>"#
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
+            WIDTH / 2.0,
+            escape(&self.title)
+        );
+        for (n, (label, value)) in self.bars.iter().enumerate() {
+            let y = TOP + n as f64 * bar_h;
+            let w = if value.is_finite() {
+                value.max(0.0) * scale
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{label_w}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}">{:.1} {}</text>"#,
+                label_w - 8.0,
+                y + bar_h * 0.65,
+                escape(label),
+                y + 3.0,
+                bar_h - 6.0,
+                COLOURS[0],
+                label_w + w + 6.0,
+                y + bar_h * 0.65,
+                value,
+                escape(&self.unit)
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
 /// The whole decades (as log10 values) that contain every value.
 fn decades(values: &[f64]) -> (f64, f64) {
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -187,6 +255,22 @@ mod tests {
         assert!(svg.contains("t &lt;&amp;&gt;"));
         // x spans decades 0..3 over the plot width 440 from 80; y 1..3 over 320.
         assert!(svg.contains(r#"points="80.0,360.0 520.0,40.0""#), "{svg}");
+    }
+
+    #[test]
+    fn bars_are_proportional_and_labelled() {
+        let chart = BarChart {
+            title: "t".into(),
+            unit: "MB/s".into(),
+            bars: vec![("a".into(), 100.0), ("b".into(), 50.0)],
+        };
+        let svg = chart.to_svg();
+        // The longest bar spans the plot: 760 - 160 - 120 = 480; half of it is 240.
+        assert!(
+            svg.contains(r#"width="480.0""#) && svg.contains(r#"width="240.0""#),
+            "{svg}"
+        );
+        assert!(svg.contains("100.0 MB/s") && svg.contains(">b<"));
     }
 
     #[test]

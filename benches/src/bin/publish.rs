@@ -7,6 +7,7 @@
 //! (the test command runs this, so the book never disagrees with its data).
 
 use anyhow::Context;
+use bench::ladder::LadderResults;
 use bench::report::{charts, render_group_page, render_suite};
 use bench::results::ResultsFile;
 
@@ -41,6 +42,23 @@ fn main() -> anyhow::Result<()> {
             pages.push((chart.file_name, chart.svg));
         }
     }
+    // The Results chapter: every known profile, measured or not.
+    let ladders = LadderResults::all()?;
+    let mut profiles = known_profiles()?;
+    for run in &ladders {
+        if !profiles.contains(&run.machine.profile) {
+            profiles.push(run.machine.profile.clone());
+        }
+    }
+    profiles.sort();
+    let (page, ladder_charts) = bench::ladder::page::render(&profiles, &ladders);
+    pages.push(("ladder.md".to_string(), page));
+    pages.extend(
+        ladder_charts
+            .into_iter()
+            .map(|chart| (chart.file_name, chart.svg)),
+    );
+
     for (name, text) in pages {
         let path = out_dir.join(name);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
@@ -61,4 +79,19 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The profiles in `hw-profiles/`, by file name.
+fn known_profiles() -> anyhow::Result<Vec<String>> {
+    let dir = bench::repo_root().join("hw-profiles");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "toml")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_string());
+        }
+    }
+    Ok(names)
 }

@@ -16,6 +16,7 @@
 
 pub mod limits;
 pub mod network;
+pub mod page;
 pub mod plan;
 pub mod storage;
 
@@ -181,6 +182,34 @@ impl LadderResults {
         }
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text + "\n").with_context(|| path.display().to_string())
+    }
+
+    /// Every ladder results file, of every profile.
+    pub fn all() -> anyhow::Result<Vec<LadderResults>> {
+        let mut all = Vec::new();
+        let Ok(profiles) = std::fs::read_dir(crate::results::results_dir()) else {
+            return Ok(all);
+        };
+        for profile in profiles {
+            let profile = profile?.path();
+            let Ok(files) = std::fs::read_dir(&profile) else {
+                continue;
+            };
+            for file in files {
+                let path = file?.path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
+                if name.starts_with("ladder-") && name.ends_with(".json") {
+                    all.push(LadderResults::read(&path)?);
+                }
+            }
+        }
+        all.sort_by(|a, b| {
+            (&a.machine.profile, &a.workload).cmp(&(&b.machine.profile, &b.workload))
+        });
+        Ok(all)
     }
 
     /// Reads one back.
