@@ -20,7 +20,7 @@ use bench::latency::{Percentiles, histogram};
 use bench::loadgen::{LoadConfig, Stop, Target, Warmup, run};
 use bench::results::{Row, RowKind, Suite};
 use hdrhistogram::Histogram;
-use rivulet_datasets::Workload;
+use rivulet_datasets::{MessageSize, Workload};
 use stage1_file_log::Message;
 use stage2_batching::FsyncPolicy;
 use stage3_tcp_server::Client;
@@ -31,6 +31,9 @@ const BATCH: u32 = 100;
 fn main() -> anyhow::Result<()> {
     let measuring = std::env::args().any(|arg| arg == "--bench");
     let workload = Workload::load("quick")?;
+    // The contention run sends records of one size, and rows report bytes per
+    // message: a size distribution has no place here.
+    let size = workload.fixed_size()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -46,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         &format!(
             "one message of {} bytes, produced in batches of {BATCH}, fsync policy {}, one \
              consumer reading along; latency is per batch, send to acknowledgement",
-            workload.message_size,
+            size,
             FSYNC.name()
         ),
         Some("producers"),
@@ -57,7 +60,8 @@ fn main() -> anyhow::Result<()> {
                 producers,
                 consumers: 1,
                 partitions,
-                message_size: workload.message_size,
+                message_size: MessageSize::Fixed(size),
+                payload: workload.payload,
                 batch: BATCH,
                 poll_batch: 1000,
                 stop: Stop::Messages(messages),
@@ -88,7 +92,7 @@ fn main() -> anyhow::Result<()> {
                 kind: RowKind::Stage,
                 durability: format!("fsync {}", FSYNC.name()),
                 limit: None,
-                bytes_per_iter: u64::from(workload.message_size),
+                bytes_per_iter: u64::from(size),
                 ns_per_iter: 1e9 / producer.messages_per_s,
                 ns_low: None,
                 ns_high: None,
@@ -113,8 +117,7 @@ fn main() -> anyhow::Result<()> {
         Some("readers"),
     );
     for readers in [0, 1, 2, 4] {
-        let (writer, reader) =
-            runtime.block_on(contention(readers, window, workload.message_size as usize))?;
+        let (writer, reader) = runtime.block_on(contention(readers, window, size as usize))?;
         eprintln!("{readers} readers: writer p99 {} ns", writer.latency.p99);
         for (side, measured) in [("writer", writer), ("readers", reader)] {
             if measured.latency.count == 0 {

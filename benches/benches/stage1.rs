@@ -25,7 +25,8 @@ const POLL_COUNT: u64 = 100;
 fn main() -> anyhow::Result<()> {
     let workload = Workload::load("quick")?;
     let payloads = workload.payloads();
-    let size = workload.message_size as usize;
+    // One record size per group: the raw rows write records of that size.
+    let size = workload.fixed_size()? as usize;
     let messages: Vec<Message> = (0..workload.messages)
         .map(|n| Message::new(n, payloads.payload(n, size)))
         .collect();

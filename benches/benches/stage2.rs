@@ -30,7 +30,8 @@ fn main() -> anyhow::Result<()> {
     let workload = Workload::load("quick")?;
     let count = if measuring { workload.messages } else { 200 };
     let payloads = workload.payloads();
-    let size = workload.message_size as usize;
+    // One record size per row: the raw rows write records of that size.
+    let size = workload.fixed_size()? as usize;
     let messages: Vec<Message> = (0..count)
         .map(|n| Message::new(n, payloads.payload(n, size)))
         .collect();

@@ -21,6 +21,7 @@ pub mod ladder;
 pub mod latency;
 pub mod loadgen;
 pub mod machine;
+pub mod profile;
 pub mod raw;
 pub mod report;
 pub mod results;

@@ -43,7 +43,9 @@ pub struct WorkloadSummary {
     pub name: String,
     /// Its one-line description.
     pub description: String,
-    /// Payload bytes per message.
+    /// Payload bytes per message: the fixed size, or for a size distribution
+    /// its expected size rounded (the description says which). Kept a plain
+    /// number so every results file written before distributions still reads.
     pub message_size: u32,
 }
 
@@ -155,7 +157,10 @@ impl Suite {
             workload: WorkloadSummary {
                 name: workload.name.clone(),
                 description: workload.description.clone(),
-                message_size: workload.message_size,
+                message_size: workload
+                    .message_size
+                    .fixed()
+                    .unwrap_or_else(|| workload.message_size.mean_estimate().round() as u32),
             },
             started: SystemTime::now(),
             criterion_dir: target.join("criterion"),

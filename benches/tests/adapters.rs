@@ -7,6 +7,7 @@
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
 use bench::loadgen::{LoadConfig, Stop, Target, Warmup, run};
+use rivulet_datasets::MessageSize;
 use stage2_batching::FsyncPolicy;
 
 fn small() -> LoadConfig {
@@ -14,7 +15,7 @@ fn small() -> LoadConfig {
         producers: 2,
         consumers: 2,
         partitions: 3,
-        message_size: 64,
+        message_size: MessageSize::Fixed(64),
         batch: 10,
         poll_batch: 50,
         stop: Stop::Messages(3_000),

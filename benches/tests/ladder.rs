@@ -10,11 +10,7 @@ use rivulet_datasets::Workload;
 
 #[test]
 fn ladder_smoke_runs_every_rung_and_writes_its_results() {
-    let quick = Workload::load("quick").unwrap();
-    let workload = Workload {
-        messages: 300,
-        ..quick
-    };
+    let workload = Workload::load("tiny").unwrap();
     let data = tempfile::tempdir_in(bench::bench_data_dir()).unwrap();
     let options = Options {
         workload,
@@ -27,7 +23,10 @@ fn ladder_smoke_runs_every_rung_and_writes_its_results() {
 
     assert_eq!(steps.len(), RUNGS.len() + 1, "{steps:?}");
     let stages: Vec<&str> = results.rungs.iter().map(|r| r.stage.as_str()).collect();
-    assert_eq!(stages, RUNGS.iter().map(|(stage, _)| *stage).collect::<Vec<_>>());
+    assert_eq!(
+        stages,
+        RUNGS.iter().map(|(stage, _)| *stage).collect::<Vec<_>>()
+    );
     for rung in &results.rungs {
         assert!(rung.messages > 0 && rung.mb_per_s > 0.0, "{rung:?}");
         assert!(!rung.durability.is_empty());

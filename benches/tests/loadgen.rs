@@ -19,6 +19,7 @@ use bench::loadgen::{
 };
 use bench::machine::Machine;
 use indicatif::ProgressBar;
+use rivulet_datasets::{MessageSize, PayloadKind, Payloads};
 
 /// A small closed-loop config; tests change what they are about.
 fn small() -> LoadConfig {
@@ -26,7 +27,8 @@ fn small() -> LoadConfig {
         producers: 1,
         consumers: 1,
         partitions: 1,
-        message_size: 64,
+        message_size: MessageSize::Fixed(64),
+        payload: PayloadKind::Random,
         batch: 10,
         poll_batch: 50,
         stop: Stop::Messages(500),
@@ -60,6 +62,8 @@ enum Fault {
     Hang,
     /// Polls report every offset one too high.
     SkipOffset,
+    /// Stores every payload cut to 7 bytes: shorter than anything sent.
+    Truncate,
 }
 
 /// The in-process target with one fault.
@@ -118,6 +122,10 @@ impl Connection for FaultyConnection {
             }
             Fault::LoseEveryOther if call % 2 == 1 => return Ok(0),
             Fault::Hang => std::future::pending::<()>().await,
+            Fault::Truncate => {
+                let cut: Vec<Vec<u8>> = payloads.iter().map(|p| p[..7].to_vec()).collect();
+                return self.inner.produce(partition, &cut).await;
+            }
             _ => {}
         }
         self.inner.produce(partition, payloads).await
@@ -171,6 +179,71 @@ async fn closed_loop_consumes_every_message_exactly_once_in_dense_offsets() {
         assert_eq!(offsets, (0..len).collect::<Vec<_>>());
         assert!(polled.iter().all(|m| m.payload.len() == 64));
     }
+}
+
+/// Log-normal sizes from 1 byte (so some draws are raised to the 8-byte
+/// timestamp) to 3000, around a median of 64.
+const SPREAD: MessageSize = MessageSize::LogNormal {
+    median: 64,
+    sigma: 1.5,
+    min: 1,
+    max: 3000,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variable_sizes_and_text_payloads_are_sent_counted_and_read_back_intact() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        message_size: SPREAD,
+        payload: PayloadKind::JsonEvents,
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    assert_eq!(figures.consumed, 500);
+
+    // One producer, no warmup: it sent pool messages 0..500, in order, and
+    // the byte counts are their drawn sizes, not 500 times one size.
+    let expected: u64 = (0..500).map(|m| config.size_of(m) as u64).sum();
+    assert_eq!(figures.producer.bytes, expected);
+    assert_eq!(figures.consumer.bytes, expected);
+    let polled = target
+        .connect()
+        .await
+        .unwrap()
+        .poll(0, 0, u32::MAX)
+        .await
+        .unwrap();
+    let events = Payloads::new(PayloadKind::JsonEvents, config.seed);
+    for (m, message) in (0..).zip(&polled) {
+        assert_eq!(message.payload.len(), config.size_of(m), "message {m}");
+        let expected = events.payload(m, message.payload.len());
+        assert_eq!(message.payload[8..], expected[8..], "message {m}");
+    }
+    let lens: Vec<usize> = polled.iter().map(|m| m.payload.len()).collect();
+    assert!(lens.contains(&8) && lens.iter().any(|&len| len > 1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_changes_sizes_is_a_wrong_size() {
+    let target = Faulty::new(Fault::Truncate);
+    let config = LoadConfig {
+        message_size: SPREAD,
+        ..small()
+    };
+    let error = run_on(&target, &config).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LoadError::WrongSize {
+                len: 7,
+                min: 8,
+                max: 3000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("8 to 3000"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,7 +386,7 @@ async fn bad_configs_are_clear_errors_not_panics() {
     let cases = [
         (
             LoadConfig {
-                message_size: 7,
+                message_size: MessageSize::Fixed(7),
                 ..small()
             },
             ConfigError::MessageTooSmall { size: 7 },

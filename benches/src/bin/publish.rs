@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 use bench::ladder::LadderResults;
+use bench::profile::{Profile, render_page};
 use bench::report::{charts, render_group_page, render_suite};
 use bench::results::ResultsFile;
 
@@ -44,7 +45,8 @@ fn main() -> anyhow::Result<()> {
     }
     // The Results chapter: every known profile, measured or not.
     let ladders = LadderResults::all()?;
-    let mut profiles = known_profiles()?;
+    let hw_profiles = Profile::load_all(&Profile::dir())?;
+    let mut profiles: Vec<String> = hw_profiles.iter().map(|p| p.name.clone()).collect();
     for run in &ladders {
         if !profiles.contains(&run.machine.profile) {
             profiles.push(run.machine.profile.clone());
@@ -58,6 +60,9 @@ fn main() -> anyhow::Result<()> {
             .into_iter()
             .map(|chart| (chart.file_name, chart.svg)),
     );
+
+    // The Hardware profiles chapter's table, from hw-profiles/*.toml.
+    pages.push(("hw-profiles.md".to_string(), render_page(&hw_profiles)));
 
     for (name, text) in pages {
         let path = out_dir.join(name);
@@ -79,19 +84,4 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The profiles in `hw-profiles/`, by file name.
-fn known_profiles() -> anyhow::Result<Vec<String>> {
-    let dir = bench::repo_root().join("hw-profiles");
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "toml")
-            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
-        {
-            names.push(stem.to_string());
-        }
-    }
-    Ok(names)
 }

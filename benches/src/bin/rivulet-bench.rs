@@ -3,8 +3,11 @@
 //! `cargo run --release -p bench --bin rivulet-bench` runs the built-in load
 //! against the in-process target in a few seconds, prints the table and writes
 //! `benches/results/<profile>/loadgen-memory.json`. Every field of the run's
-//! config has a flag; `--workload quick` takes message size, count and seed
-//! from `datasets/quick.toml`, so a run matches the criterion suites' workload.
+//! config has a flag; `--workload quick` takes everything the workload file
+//! says instead (sizes, payload kind, actors, batch, count or duration, rate,
+//! seed, and the fsync policy of a server started here), through
+//! `LoadConfig::from_workload`, as the ladder does; flags given explicitly
+//! still win.
 //!
 //! `--target stage3` or `--target stage4` drives that stage's server: one it
 //! starts on 127.0.0.1, or a running one given with `--addr`. Adding a target
@@ -17,13 +20,13 @@ use anyhow::Context;
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
 use bench::loadgen::{
-    LoadConfig, LoadResults, MemoryTarget, Mode, Stop, Target, Warmup, parse_duration,
+    ConfigError, LoadConfig, LoadResults, MemoryTarget, Mode, Stop, Target, Warmup, parse_duration,
     progress_bar, run,
 };
 use bench::machine::Machine;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
-use rivulet_datasets::{PayloadKind, Workload};
+use rivulet_datasets::{MessageSize, PayloadKind, Workload};
 use stage2_batching::FsyncPolicy;
 
 /// What to drive.
@@ -50,14 +53,16 @@ struct Cli {
     #[arg(long, value_name = "HOST:PORT")]
     addr: Option<std::net::SocketAddr>,
     /// The fsync policy of the server started here (with --addr: the policy
-    /// the running server was given, stated in the results).
+    /// the running server was given, stated in the results); with
+    /// --workload, the workload's unless given.
     #[arg(long, default_value = "every-batch")]
     fsync: FsyncPolicy,
     /// Worker threads of the server started here.
     #[arg(long, default_value_t = 2)]
     server_threads: usize,
-    /// Take message size, message count and seed from `datasets/<NAME>.toml`
-    /// (flags given explicitly still win).
+    /// Take the run from `datasets/<NAME>.toml`: sizes, payload kind,
+    /// producers, consumers, partitions, batch, messages or duration, rate,
+    /// seed and fsync policy (flags given explicitly still win).
     #[arg(long, value_name = "NAME")]
     workload: Option<String>,
     /// Producer tasks, one connection and one request in flight each.
@@ -70,7 +75,7 @@ struct Cli {
     #[arg(long, default_value_t = LoadConfig::default().partitions)]
     partitions: u32,
     /// Payload bytes per message, at least 8 (the send timestamp).
-    #[arg(long, value_name = "BYTES", default_value_t = LoadConfig::default().message_size)]
+    #[arg(long, value_name = "BYTES", default_value_t = default_message_size())]
     message_size: u32,
     /// Messages per produce request.
     #[arg(long, default_value_t = LoadConfig::default().batch)]
@@ -116,6 +121,11 @@ struct Cli {
     quiet: bool,
 }
 
+/// The built-in run's message size, shown as the flag's default.
+fn default_message_size() -> u32 {
+    LoadConfig::default().message_size.max()
+}
+
 /// The built-in run's message count, shown as the flag's default.
 fn default_messages() -> u64 {
     match LoadConfig::default().stop {
@@ -134,16 +144,65 @@ fn default_warmup() -> u64 {
 
 impl Cli {
     /// The run's config: flags given, then the workload file, then the
-    /// defaults (`matches` tells a flag given from a default).
-    fn config(&self, matches: &ArgMatches, workload: Option<&Workload>) -> LoadConfig {
+    /// defaults (`matches` tells a flag given from a default). Flags given
+    /// edit the workload before `LoadConfig::from_workload` reads it, so what
+    /// it derives follows them: `--messages 1000` also makes the warmup 100,
+    /// `--batch 500` the poll size 500.
+    fn config(
+        &self,
+        matches: &ArgMatches,
+        workload: Option<&Workload>,
+    ) -> Result<LoadConfig, ConfigError> {
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-        let from_workload = |id: &str| !given(id) && workload.is_some();
+        let flags = self.flag_config();
+        let Some(workload) = workload else {
+            return Ok(flags);
+        };
+        let mut edited = workload.clone();
+        let counts = [
+            ("producers", self.producers, &mut edited.producers),
+            ("consumers", self.consumers, &mut edited.consumers),
+            ("partitions", self.partitions, &mut edited.partitions),
+            ("batch", self.batch, &mut edited.batch),
+        ];
+        for (id, flag, field) in counts {
+            if given(id) {
+                *field = flag;
+            }
+        }
+        if given("message_size") {
+            edited.message_size = MessageSize::Fixed(self.message_size);
+        }
+        if given("messages") {
+            edited.messages = self.messages;
+            edited.duration = None;
+        }
+        if given("duration") {
+            edited.duration = self.duration;
+        }
+        if given("rate") {
+            edited.rate = self.rate;
+        }
+        if given("seed") {
+            edited.seed = self.seed;
+        }
+        let mut config = LoadConfig::from_workload(&edited)?;
+        if given("poll_batch") {
+            config.poll_batch = flags.poll_batch;
+        }
+        if given("warmup_messages") || given("warmup") {
+            config.warmup = flags.warmup;
+        }
+        config.drain_timeout = flags.drain_timeout;
+        config.op_timeout = flags.op_timeout;
+        Ok(config)
+    }
+
+    /// The config the flags alone describe (their defaults included).
+    fn flag_config(&self) -> LoadConfig {
         let stop = match self.duration {
             Some(duration) => Stop::Duration(duration),
-            None => match workload {
-                Some(workload) if from_workload("messages") => Stop::Messages(workload.messages),
-                _ => Stop::Messages(self.messages),
-            },
+            None => Stop::Messages(self.messages),
         };
         let warmup = match self.warmup {
             Some(duration) if duration.is_zero() => Warmup::None,
@@ -155,10 +214,8 @@ impl Cli {
             producers: self.producers,
             consumers: self.consumers,
             partitions: self.partitions,
-            message_size: match workload {
-                Some(workload) if from_workload("message_size") => workload.message_size,
-                _ => self.message_size,
-            },
+            message_size: MessageSize::Fixed(self.message_size),
+            payload: PayloadKind::Random,
             batch: self.batch,
             poll_batch: self.poll_batch,
             stop,
@@ -168,12 +225,26 @@ impl Cli {
                 .map_or(Mode::ClosedLoop, |messages_per_s| Mode::OpenLoop {
                     messages_per_s,
                 }),
-            seed: match workload {
-                Some(workload) if from_workload("seed") => workload.seed,
-                _ => self.seed,
-            },
+            seed: self.seed,
             drain_timeout: self.drain_timeout,
             op_timeout: self.op_timeout,
+        }
+    }
+
+    /// The fsync policy of a server started here: the flag if given, else
+    /// the workload's, else the flag's default.
+    fn fsync(
+        &self,
+        matches: &ArgMatches,
+        workload: Option<&Workload>,
+    ) -> anyhow::Result<FsyncPolicy> {
+        match workload {
+            Some(workload) if matches.value_source("fsync") != Some(ValueSource::CommandLine) => {
+                let name = workload.fsync.name();
+                FsyncPolicy::parse(&name)
+                    .with_context(|| format!("fsync policy {name} of workload {}", workload.name))
+            }
+            _ => Ok(self.fsync),
         }
     }
 }
@@ -188,28 +259,24 @@ async fn main() -> anyhow::Result<()> {
         .map(Workload::load)
         .transpose()
         .context("loading the workload")?;
-    if let Some(workload) = &workload {
-        // Exhaustive on purpose: a new payload kind must be wired into the
-        // load generator (it only sends random bytes) before it compiles.
-        match workload.payload {
-            PayloadKind::Random => {}
-        }
-    }
-    let config = cli.config(&matches, workload.as_ref());
+    let config = cli
+        .config(&matches, workload.as_ref())
+        .context("invalid workload for the load generator")?;
     config.validate().context("invalid options")?;
+    let fsync = cli.fsync(&matches, workload.as_ref())?;
     match cli.target {
         TargetKind::Memory => drive(MemoryTarget::new(), config, &cli, workload.as_ref()).await,
         TargetKind::Stage3 => {
             let target = match cli.addr {
-                Some(addr) => Stage3Target::remote(addr, &cli.fsync.name()),
-                None => Stage3Target::start(cli.fsync, cli.server_threads)?,
+                Some(addr) => Stage3Target::remote(addr, &fsync.name()),
+                None => Stage3Target::start(fsync, cli.server_threads)?,
             };
             drive(target, config, &cli, workload.as_ref()).await
         }
         TargetKind::Stage4 => {
             let target = match cli.addr {
-                Some(addr) => Stage4Target::remote("stage4", addr, &cli.fsync.name()),
-                None => Stage4Target::start(cli.fsync, cli.server_threads)?,
+                Some(addr) => Stage4Target::remote("stage4", addr, &fsync.name()),
+                None => Stage4Target::start(fsync, cli.server_threads)?,
             };
             drive(target, config, &cli, workload.as_ref()).await
         }

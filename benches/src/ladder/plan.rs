@@ -24,24 +24,34 @@ pub struct Plan {
 impl Plan {
     /// Reads the plan off `workload`.
     pub fn of(workload: &Workload) -> anyhow::Result<Plan> {
+        let name = workload.fsync.name();
+        // The datasets crate names policies without depending on stage 2; the
+        // two parsers are kept in agreement by a test in benches/tests.
+        let fsync = FsyncPolicy::parse(&name)
+            .ok_or_else(|| anyhow::anyhow!("workload {}: fsync policy {name:?}", workload.name))?;
         Ok(Plan {
             messages: workload.messages,
-            batch: 1,
-            producers: 1,
-            consumers: 1,
-            partitions: 1,
-            fsync: FsyncPolicy::EveryBatch,
+            batch: workload.batch.max(1),
+            producers: workload.producers,
+            consumers: workload.consumers,
+            partitions: workload.partitions,
+            fsync,
         })
     }
 
     /// Payload length of message `n`.
-    pub fn size_of(workload: &Workload, _n: u64) -> usize {
-        workload.message_size as usize
+    pub fn size_of(workload: &Workload, n: u64) -> usize {
+        workload.size_of(n) as usize
     }
 
-    /// The bytes one batch moves, rounded up to Direct I/O's alignment: the
-    /// block size the disk limits are measured at.
+    /// The bytes one batch moves (of the first batch: sizes may vary), which
+    /// the limits round up to Direct I/O's alignment: the block size the disk
+    /// limits are measured at.
     pub fn block_size(&self, workload: &Workload) -> usize {
-        (self.batch as usize * Plan::size_of(workload, 0)).max(1)
+        let batch = u64::from(self.batch);
+        (0..batch)
+            .map(|n| Plan::size_of(workload, n))
+            .sum::<usize>()
+            .max(1)
     }
 }

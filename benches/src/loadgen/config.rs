@@ -5,10 +5,13 @@
 //! number can always be traced back to the run that made it. [`LoadConfig::validate`]
 //! is the only gate: a config that passes it cannot make the run divide by zero,
 //! spin forever on nothing, or write payloads too short for their timestamp.
+//! [`LoadConfig::from_workload`] reads one off a workload file, which is how
+//! the ladder and `rivulet-bench --workload` drive a run.
 
 use std::fmt;
 use std::time::Duration;
 
+use rivulet_datasets::{MessageSize, PayloadKind, SizeError, Workload};
 use serde::{Deserialize, Serialize};
 
 /// Bytes at the start of every payload that carry its send timestamp.
@@ -24,7 +27,7 @@ pub const TIMESTAMP_LEN: usize = 8;
 /// - consumer `c` owns the partitions `p` with `p % consumers == c`, and reads
 ///   each from offset 0 until it has every message the producers had
 ///   acknowledged there when they finished.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoadConfig {
     /// Producer tasks, each with its own connection and one request in flight.
     pub producers: u32,
@@ -33,8 +36,15 @@ pub struct LoadConfig {
     pub consumers: u32,
     /// Partitions the target prepares and the producers spread over.
     pub partitions: u32,
-    /// Payload bytes per message, including the 8-byte timestamp.
-    pub message_size: u32,
+    /// Payload bytes per message, including the 8-byte timestamp: fixed, or
+    /// drawn per message from a distribution (see [`LoadConfig::size_of`]).
+    /// A results file written before distributions existed has a plain
+    /// number here, which reads back as a fixed size.
+    pub message_size: MessageSize,
+    /// What the payload bytes after the timestamp look like. Absent from
+    /// results files written before payload kinds existed: those were random.
+    #[serde(default = "random")]
+    pub payload: PayloadKind,
     /// Messages per produce request.
     pub batch: u32,
     /// Messages asked for per poll.
@@ -45,7 +55,7 @@ pub struct LoadConfig {
     pub warmup: Warmup,
     /// How sends are paced.
     pub mode: Mode,
-    /// Seed of the payload generator (`rivulet_datasets::Payloads`, random bytes).
+    /// Seed of the size and payload generators (`rivulet_datasets`).
     pub seed: u64,
     /// How long consumers may take to catch up after the producers finish,
     /// before the missing messages are reported as a shortfall.
@@ -106,7 +116,8 @@ impl Default for LoadConfig {
             producers: 2,
             consumers: 2,
             partitions: 2,
-            message_size: 1024,
+            message_size: MessageSize::Fixed(1024),
+            payload: PayloadKind::Random,
             batch: 100,
             poll_batch: 100,
             stop: Stop::Messages(200_000),
@@ -119,14 +130,21 @@ impl Default for LoadConfig {
     }
 }
 
+fn random() -> PayloadKind {
+    PayloadKind::Random
+}
+
 /// Why a config cannot run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConfigError {
-    /// A message cannot hold its 8-byte send timestamp.
+    /// A message cannot hold its 8-byte send timestamp: a fixed size, or the
+    /// largest size of a distribution, below [`TIMESTAMP_LEN`].
     MessageTooSmall {
-        /// The size asked for.
+        /// The size asked for (a distribution's maximum).
         size: u32,
     },
+    /// A size distribution is malformed.
+    BadSizes(SizeError),
     /// Nothing would be sent.
     NoProducers,
     /// There is nowhere to send.
@@ -158,6 +176,7 @@ impl fmt::Display for ConfigError {
                 "message size {size} is too small: every payload starts with an \
                  {TIMESTAMP_LEN}-byte send timestamp, so the minimum is {TIMESTAMP_LEN}"
             ),
+            ConfigError::BadSizes(error) => write!(f, "message sizes: {error}"),
             ConfigError::NoProducers => write!(f, "producers must be at least 1"),
             ConfigError::NoPartitions => write!(f, "partitions must be at least 1"),
             ConfigError::MoreConsumersThanPartitions {
@@ -187,9 +206,12 @@ impl std::error::Error for ConfigError {}
 impl LoadConfig {
     /// Checks everything the run relies on; the first problem found, in field order.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if (self.message_size as usize) < TIMESTAMP_LEN {
+        self.message_size
+            .validate()
+            .map_err(ConfigError::BadSizes)?;
+        if (self.message_size.max() as usize) < TIMESTAMP_LEN {
             return Err(ConfigError::MessageTooSmall {
-                size: self.message_size,
+                size: self.message_size.max(),
             });
         }
         if self.producers == 0 {
@@ -224,6 +246,69 @@ impl LoadConfig {
         Ok(())
     }
 
+    /// The config that runs `workload`: its actors, partitions, sizes,
+    /// payload kind, seed, batch, rate and stop condition. What a workload
+    /// does not say is chosen here, the same way for every workload:
+    /// - the warmup is a tenth of the run (of `messages`, or of `duration`
+    ///   for a timed workload, which wins over `messages` as the workload
+    ///   docs say), discarded so connection setup and first-touch page
+    ///   faults are not measured;
+    /// - a poll asks for `batch` messages, and at least the default 100, so
+    ///   consumers can keep up with producers of small batches;
+    /// - timeouts are the defaults.
+    ///
+    /// The fsync policy is not here: it is the target's (start the target
+    /// with `workload.fsync`), not the load's.
+    pub fn from_workload(workload: &Workload) -> Result<LoadConfig, ConfigError> {
+        let (stop, warmup) = match workload.duration {
+            Some(duration) => (Stop::Duration(duration), Warmup::Duration(duration / 10)),
+            None => (
+                Stop::Messages(workload.messages),
+                Warmup::Messages(workload.messages / 10),
+            ),
+        };
+        let defaults = LoadConfig::default();
+        let config = LoadConfig {
+            producers: workload.producers,
+            consumers: workload.consumers,
+            partitions: workload.partitions,
+            message_size: workload.message_size,
+            payload: workload.payload,
+            batch: workload.batch,
+            poll_batch: workload.batch.max(defaults.poll_batch),
+            stop,
+            warmup,
+            mode: workload
+                .rate
+                .map_or(Mode::ClosedLoop, |messages_per_s| Mode::OpenLoop {
+                    messages_per_s,
+                }),
+            seed: workload.seed,
+            ..defaults
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The payload length of message `index` of the seeded generator: the
+    /// workload's size for it, raised to [`TIMESTAMP_LEN`] if a distribution
+    /// drew less, because the timestamp must fit. ([`LoadConfig::validate`]
+    /// refuses a fixed size or a maximum below it, so only draws from a
+    /// distribution are ever raised, and a results file's sizes say so.)
+    pub fn size_of(&self, index: u64) -> usize {
+        (self.message_size.size_of(index, self.seed) as usize).max(TIMESTAMP_LEN)
+    }
+
+    /// The shortest payload a run sends (after raising to [`TIMESTAMP_LEN`]).
+    pub fn min_size(&self) -> usize {
+        (self.message_size.min() as usize).max(TIMESTAMP_LEN)
+    }
+
+    /// The longest payload a run sends.
+    pub fn max_size(&self) -> usize {
+        (self.message_size.max() as usize).max(TIMESTAMP_LEN)
+    }
+
     /// Messages producer `producer` must send in a [`Stop::Messages`] run,
     /// warmup included; `None` when the run is timed instead.
     pub fn producer_quota(&self, producer: u32) -> Option<u64> {
@@ -241,8 +326,8 @@ impl LoadConfig {
     }
 
     /// One line for a table caption: "2 producers, 2 consumers, 2 partitions,
-    /// 1024-byte messages, 100 per batch, closed loop, 200000 messages after
-    /// 20000 warmup".
+    /// 1024-byte random messages, 100 per batch, closed loop, 200000 messages
+    /// after 20000 warmup messages".
     pub fn summary(&self) -> String {
         let mode = match self.mode {
             Mode::ClosedLoop => "closed loop".to_string(),
@@ -257,10 +342,18 @@ impl LoadConfig {
             Warmup::Messages(n) => format!("{n} warmup messages"),
             Warmup::Duration(d) => format!("{d:?} warmup"),
         };
+        let sizes = match self.message_size.fixed() {
+            Some(size) => format!("{size}-byte"),
+            None => self.message_size.to_string(),
+        };
         format!(
-            "{} producers, {} consumers, {} partitions, {}-byte messages, {} per batch, \
+            "{} producers, {} consumers, {} partitions, {sizes} {} messages, {} per batch, \
              {mode}, {stop} after {warmup}",
-            self.producers, self.consumers, self.partitions, self.message_size, self.batch
+            self.producers,
+            self.consumers,
+            self.partitions,
+            self.payload.name(),
+            self.batch
         )
     }
 }
@@ -324,6 +417,78 @@ mod tests {
         };
         let quotas: Vec<u64> = (0..3).filter_map(|p| config.producer_quota(p)).collect();
         assert_eq!(quotas, vec![334, 334, 333]);
+    }
+
+    #[test]
+    fn every_committed_workload_makes_a_valid_config() {
+        for name in Workload::names().unwrap() {
+            let workload = Workload::load(&name).unwrap();
+            let config = LoadConfig::from_workload(&workload).unwrap();
+            assert_eq!(config.message_size, workload.message_size, "{name}");
+            assert_eq!(config.payload, workload.payload, "{name}");
+            assert_eq!(
+                (config.producers, config.consumers, config.partitions),
+                (workload.producers, workload.consumers, workload.partitions),
+                "{name}"
+            );
+            assert_eq!(config.batch, workload.batch, "{name}");
+            assert!(config.poll_batch >= config.batch, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_workload_maps_onto_the_run_it_describes() {
+        let mut workload = Workload::load("quick").unwrap();
+        let config = LoadConfig::from_workload(&workload).unwrap();
+        assert_eq!(config.stop, Stop::Messages(20_000));
+        assert_eq!(config.warmup, Warmup::Messages(2_000));
+        assert_eq!(config.mode, Mode::ClosedLoop);
+        assert_eq!(config.seed, 42);
+        // A duration wins over the message count; a rate opens the loop.
+        workload.duration = Some(Duration::from_secs(30));
+        workload.rate = Some(5_000);
+        let timed = LoadConfig::from_workload(&workload).unwrap();
+        assert_eq!(timed.stop, Stop::Duration(Duration::from_secs(30)));
+        assert_eq!(timed.warmup, Warmup::Duration(Duration::from_secs(3)));
+        assert_eq!(
+            timed.mode,
+            Mode::OpenLoop {
+                messages_per_s: 5_000
+            }
+        );
+        // A workload too small for the timestamp is refused, by size.
+        workload.message_size = MessageSize::Fixed(4);
+        assert_eq!(
+            LoadConfig::from_workload(&workload),
+            Err(ConfigError::MessageTooSmall { size: 4 })
+        );
+    }
+
+    #[test]
+    fn drawn_sizes_below_the_timestamp_are_raised_to_it() {
+        let config = LoadConfig {
+            message_size: MessageSize::LogNormal {
+                median: 8,
+                sigma: 1.0,
+                min: 1,
+                max: 64,
+            },
+            ..LoadConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        let sizes: Vec<usize> = (0..1000).map(|n| config.size_of(n)).collect();
+        assert!(sizes.iter().all(|&s| (TIMESTAMP_LEN..=64).contains(&s)));
+        assert!(sizes.contains(&TIMESTAMP_LEN) && sizes.iter().any(|&s| s > 20));
+        assert_eq!((config.min_size(), config.max_size()), (TIMESTAMP_LEN, 64));
+    }
+
+    #[test]
+    fn results_written_before_distributions_still_read() {
+        let mut json = serde_json::to_value(LoadConfig::default()).unwrap();
+        assert_eq!(json["message_size"], 1024);
+        json.as_object_mut().unwrap().remove("payload");
+        let read: LoadConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(read, LoadConfig::default());
     }
 
     #[test]

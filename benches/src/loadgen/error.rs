@@ -80,7 +80,8 @@ pub enum LoadError {
         /// The offset that came.
         got: u64,
     },
-    /// A message came back with a different length than was sent.
+    /// A message came back with a length the run never sends: not the
+    /// fixed size, or outside a distribution's range.
     WrongSize {
         /// The partition.
         partition: u32,
@@ -88,8 +89,10 @@ pub enum LoadError {
         offset: u64,
         /// Its length.
         len: usize,
-        /// The configured message size.
-        expected: u32,
+        /// The shortest payload the run sends.
+        min: usize,
+        /// The longest (equal to `min` for a fixed size).
+        max: usize,
     },
     /// A message's timestamp is not one this run wrote: its bytes changed.
     BadTimestamp {
@@ -173,10 +176,22 @@ impl fmt::Display for LoadError {
                 partition,
                 offset,
                 len,
-                expected,
+                min,
+                max,
+            } if min == max => write!(
+                f,
+                "partition {partition} offset {offset}: {len} bytes read back, {min} sent"
+            ),
+            LoadError::WrongSize {
+                partition,
+                offset,
+                len,
+                min,
+                max,
             } => write!(
                 f,
-                "partition {partition} offset {offset}: {len} bytes read back, {expected} sent"
+                "partition {partition} offset {offset}: {len} bytes read back, but every \
+                 message sent has {min} to {max}"
             ),
             LoadError::BadTimestamp {
                 partition,

@@ -40,15 +40,20 @@ pub struct Side {
 }
 
 impl Side {
-    /// The figures for `messages` of `message_size` bytes over `window`.
+    /// The figures for `messages` of `message_size` bytes each over `window`.
+    pub fn new(messages: u64, message_size: u64, window: Duration, latency: Percentiles) -> Side {
+        Side::with_bytes(messages, messages * message_size, window, latency)
+    }
+
+    /// The figures for `messages` carrying `bytes` payload bytes in all over
+    /// `window`: what a run with a size distribution measures.
     ///
     /// Every float is the double nearest a short decimal (the window to the
     /// nanosecond, rates to 0.001), so a results file reads back bit for bit:
     /// serde_json without its `float_roundtrip` feature parses such decimals
     /// exactly, but may miss the last bit of a 17-digit one.
-    pub fn new(messages: u64, message_size: u64, window: Duration, latency: Percentiles) -> Side {
+    pub fn with_bytes(messages: u64, bytes: u64, window: Duration, latency: Percentiles) -> Side {
         let nanos = window.as_nanos() as f64;
-        let bytes = messages * message_size;
         let per_s = |count: f64| {
             if nanos > 0.0 {
                 (count * 1e9 / nanos * 1e3).round() / 1e3

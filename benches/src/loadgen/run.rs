@@ -220,7 +220,7 @@ pub async fn run<T: Target>(
                 actor: Actor::Producer(id),
                 source,
             })?;
-        let pool = BatchPool::new(config.seed, id, config.message_size, config.batch);
+        let pool = BatchPool::new(config, id);
         producers.push((connection, pool));
     }
     let mut consumers = Vec::new();
@@ -330,6 +330,8 @@ struct ProducerReport {
     send_lag: Histogram<u64>,
     /// Messages in measured batches.
     measured: u64,
+    /// Their payload bytes (with a size distribution, not messages times a size).
+    measured_bytes: u64,
     /// The last measured acknowledgement, clock nanoseconds.
     last_ack_ns: u64,
 }
@@ -349,6 +351,7 @@ async fn produce<C: Connection>(
         latency: histogram::new_histogram(),
         send_lag: histogram::new_histogram(),
         measured: 0,
+        measured_bytes: 0,
         last_ack_ns: 0,
     };
     let mut sent = 0;
@@ -377,6 +380,7 @@ async fn produce<C: Connection>(
         let started_ns = intended_ns.unwrap_or(sent_ns);
         let partition = ((u64::from(id) + j) % u64::from(config.partitions)) as u32;
         let payloads = pool.next_batch(len as usize, started_ns);
+        let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
         let acked = timeout(config.op_timeout, connection.produce(partition, payloads)).await;
         let acked_ns = shared.clock.now_ns();
         match acked {
@@ -409,6 +413,7 @@ async fn produce<C: Connection>(
                 record(&mut report.send_lag, sent_ns - started_ns);
             }
             report.measured += len;
+            report.measured_bytes += bytes;
             report.last_ack_ns = acked_ns;
         }
     }
@@ -437,6 +442,8 @@ struct ConsumerReport {
     end_to_end: Histogram<u64>,
     /// Messages returned by measured polls.
     measured: u64,
+    /// Their payload bytes.
+    measured_bytes: u64,
     /// The end of the last measured poll, clock nanoseconds.
     last_poll_ns: u64,
     /// Messages read, per owned partition.
@@ -461,6 +468,7 @@ async fn consume<C: Connection>(
         poll: histogram::new_histogram(),
         end_to_end: histogram::new_histogram(),
         measured: 0,
+        measured_bytes: 0,
         last_poll_ns: 0,
         consumed: Vec::new(),
         empty_polls: 0,
@@ -533,12 +541,17 @@ async fn consume<C: Connection>(
                         got: message.offset,
                     });
                 }
-                if message.payload.len() != config.message_size as usize {
+                // A size the run could not have sent. With a distribution the
+                // exact size is not checked: the consumer cannot tell which
+                // producer's pool (and so which draw) a message came from.
+                let len = message.payload.len();
+                if len < config.min_size() || len > config.max_size() {
                     return Err(LoadError::WrongSize {
                         partition,
                         offset: message.offset,
-                        len: message.payload.len(),
-                        expected: config.message_size,
+                        len,
+                        min: config.min_size(),
+                        max: config.max_size(),
                     });
                 }
                 let sent_ns = payload::timestamp(&message.payload)
@@ -556,6 +569,8 @@ async fn consume<C: Connection>(
             if shared.is_measured(started_ns) {
                 record(&mut report.poll, polled_ns - started_ns);
                 report.measured += messages.len() as u64;
+                report.measured_bytes +=
+                    messages.iter().map(|m| m.payload.len() as u64).sum::<u64>();
                 report.last_poll_ns = polled_ns;
             }
         }
@@ -588,16 +603,19 @@ fn summarize(
         end_to_end: histogram::merge(consumers.iter().map(|c| &c.end_to_end))?,
         send_lag: histogram::merge(producers.iter().map(|p| &p.send_lag))?,
     };
-    let side = |messages: u64, last_ns: u64, latency: &Histogram<u64>| {
-        Side::new(
+    let side = |(messages, bytes): (u64, u64), last_ns: u64, latency: &Histogram<u64>| {
+        Side::with_bytes(
             messages,
-            u64::from(config.message_size),
+            bytes,
             Duration::from_nanos(last_ns.saturating_sub(from)),
             Percentiles::of(latency),
         )
     };
     let producer = side(
-        producers.iter().map(|p| p.measured).sum(),
+        (
+            producers.iter().map(|p| p.measured).sum(),
+            producers.iter().map(|p| p.measured_bytes).sum(),
+        ),
         producers
             .iter()
             .map(|p| p.last_ack_ns)
@@ -606,7 +624,10 @@ fn summarize(
         &histograms.producer,
     );
     let consumer = side(
-        consumers.iter().map(|c| c.measured).sum(),
+        (
+            consumers.iter().map(|c| c.measured).sum(),
+            consumers.iter().map(|c| c.measured_bytes).sum(),
+        ),
         consumers
             .iter()
             .map(|c| c.last_poll_ns)
