@@ -1,11 +1,12 @@
-//! The load generator against real stage 3 and stage 4 servers on loopback:
+//! The load generator against real stage 3, 4 and 5 servers on loopback:
 //! every message produced is read back, in order, intact (the run itself checks
-//! that and fails otherwise), through the same interface for both stages.
+//! that and fails otherwise), through the same interface for every stage.
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
+use bench::adapters::stage5::Stage5Target;
 use bench::loadgen::{LoadConfig, Stop, Target, Warmup, run};
 use rivulet_datasets::MessageSize;
 use stage2_batching::FsyncPolicy;
@@ -48,4 +49,11 @@ async fn loadgen_drives_a_stage3_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_drives_a_stage4_server() {
     drive(Stage4Target::start(FsyncPolicy::EveryBatch, 1).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_drives_a_stage5_server() {
+    let target = Stage5Target::start(FsyncPolicy::EveryBatch, 1).unwrap();
+    assert_eq!(target.name(), "stage5");
+    drive(target).await;
 }

@@ -9,6 +9,7 @@
 
 pub mod stage3;
 pub mod stage4;
+pub mod stage5;
 
 use std::future::Future;
 use std::net::SocketAddr;

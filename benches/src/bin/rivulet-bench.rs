@@ -9,7 +9,7 @@
 //! `LoadConfig::from_workload`, as the ladder does; flags given explicitly
 //! still win.
 //!
-//! `--target stage3` or `--target stage4` drives that stage's server: one it
+//! `--target stage3`, `stage4` or `stage5` drives that stage's server: one it
 //! starts on 127.0.0.1, or a running one given with `--addr`. Adding a target
 //! is adding an adapter (`bench::adapters`) and one arm in `main`'s match.
 
@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
+use bench::adapters::stage5::Stage5Target;
 use bench::loadgen::{
     ConfigError, LoadConfig, LoadResults, MemoryTarget, Mode, Stop, Target, Warmup, parse_duration,
     progress_bar, run,
@@ -38,6 +39,8 @@ enum TargetKind {
     Stage3,
     /// Stage 4's server: one topic, a lock per partition.
     Stage4,
+    /// Stage 5's server: stage 4's protocol, records stored and served as they arrive.
+    Stage5,
 }
 
 /// Drives a Rivulet target with producers and consumers and reports
@@ -277,6 +280,13 @@ async fn main() -> anyhow::Result<()> {
             let target = match cli.addr {
                 Some(addr) => Stage4Target::remote("stage4", addr, &fsync.name()),
                 None => Stage4Target::start(fsync, cli.server_threads)?,
+            };
+            drive(target, config, &cli, workload.as_ref()).await
+        }
+        TargetKind::Stage5 => {
+            let target = match cli.addr {
+                Some(addr) => Stage5Target::remote(addr, &fsync.name()),
+                None => Stage5Target::start(fsync, cli.server_threads)?,
             };
             drive(target, config, &cli, workload.as_ref()).await
         }

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::error::ServeError;
 use crate::protocol::Status;
-use crate::protocol::frame::{FrameError, read_frame, write_frame};
+use crate::protocol::frame::{FrameError, read_frame, write_frame, write_frame_parts};
 
 /// What a server does with requests. The framing, the connection loop and the
 /// error handling are the same whatever the commands are, so stage 4 reuses
@@ -26,14 +26,60 @@ pub trait Service: Send + Sync + 'static {
     /// Why a body did not decode; sent to the client as the error message.
     type DecodeError: std::fmt::Display + Send;
     /// Decodes the body of a request with `code`; `None` if the code is unknown.
-    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Self::Request, Self::DecodeError>>;
+    ///
+    /// The body is handed over, not lent: a request may keep the frame's own
+    /// buffer (stage 5 stamps and stores a produced batch in it) instead of
+    /// copying what it needs out of it.
+    fn decode(&self, code: u16, body: Vec<u8>) -> Option<Result<Self::Request, Self::DecodeError>>;
     /// Serves a request; the body of the ok response, or the error to send.
     fn handle(
         self: &Arc<Self>,
         request: Self::Request,
-    ) -> impl Future<Output = Result<Vec<u8>, ServeError>> + Send;
+    ) -> impl Future<Output = Result<ReplyBody, ServeError>> + Send;
     /// Writes and syncs everything before the server exits.
     fn shutdown(&self) -> impl Future<Output = Result<(), ServeError>> + Send;
+}
+
+// ANCHOR: reply_body
+/// The body of an ok response, as the connection writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyBody {
+    /// A body built in one buffer (every reply of stages 3 and 4).
+    Whole(Vec<u8>),
+    /// `count u32`, then `count` items' bytes left in the buffer they were read
+    /// into: the count is written beside them, never copied in front of them.
+    /// Stage 5 answers a poll with the records as read from disk this way.
+    Counted {
+        /// The count, little-endian, as it goes on the wire.
+        count: [u8; 4],
+        /// The items, as they are.
+        items: Vec<u8>,
+    },
+}
+// ANCHOR_END: reply_body
+
+impl ReplyBody {
+    /// `count` items whose bytes are `items`.
+    pub fn counted(count: u32, items: Vec<u8>) -> ReplyBody {
+        ReplyBody::Counted {
+            count: count.to_le_bytes(),
+            items,
+        }
+    }
+
+    /// The body as the slices written one after another.
+    pub fn as_slices(&self) -> [&[u8]; 2] {
+        match self {
+            ReplyBody::Whole(body) => [body, &[]],
+            ReplyBody::Counted { count, items } => [count, items],
+        }
+    }
+}
+
+impl From<Vec<u8>> for ReplyBody {
+    fn from(body: Vec<u8>) -> ReplyBody {
+        ReplyBody::Whole(body)
+    }
 }
 
 // ANCHOR: serve_connection
@@ -62,7 +108,7 @@ pub async fn serve_connection<S: Service>(service: Arc<S>, socket: TcpStream, ma
                 return;
             }
         };
-        let request = match service.decode(frame.code, &frame.body) {
+        let request = match service.decode(frame.code, frame.body) {
             Some(Ok(request)) => request,
             Some(Err(error)) => {
                 let _ = reply_error(
@@ -87,7 +133,7 @@ pub async fn serve_connection<S: Service>(service: Arc<S>, socket: TcpStream, ma
             }
         };
         let sent = match service.handle(request).await {
-            Ok(body) => reply(&mut writer, Status::Ok.into(), frame.correlation, &body).await,
+            Ok(body) => reply_ok(&mut writer, frame.correlation, &body).await,
             Err(error) => {
                 reply_error(&mut writer, error.status, frame.correlation, &error.message).await
             }
@@ -98,6 +144,21 @@ pub async fn serve_connection<S: Service>(service: Arc<S>, socket: TcpStream, ma
     }
 }
 // ANCHOR_END: serve_connection
+
+async fn reply_ok(
+    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    correlation: u32,
+    body: &ReplyBody,
+) -> std::io::Result<()> {
+    match body {
+        // Whole bodies keep stages 3 and 4's one buffered write.
+        ReplyBody::Whole(body) => write_frame(writer, Status::Ok.into(), correlation, body).await?,
+        ReplyBody::Counted { .. } => {
+            write_frame_parts(writer, Status::Ok.into(), correlation, &body.as_slices()).await?
+        }
+    }
+    writer.flush().await
+}
 
 async fn reply(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,

@@ -21,7 +21,7 @@ use stage2_batching::{Batcher, Config, FsyncPolicy};
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
 
-use crate::connection::Service;
+use crate::connection::{ReplyBody, Service};
 use crate::error::ServeError;
 use crate::protocol::{BodyError, Request, Response};
 
@@ -167,11 +167,11 @@ impl Service for Streams {
     type Request = Request;
     type DecodeError = BodyError;
 
-    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Request, BodyError>> {
-        Request::decode(code, body)
+    fn decode(&self, code: u16, body: Vec<u8>) -> Option<Result<Request, BodyError>> {
+        Request::decode(code, &body)
     }
 
-    async fn handle(self: &Arc<Self>, request: Request) -> Result<Vec<u8>, ServeError> {
+    async fn handle(self: &Arc<Self>, request: Request) -> Result<ReplyBody, ServeError> {
         let response = match request {
             Request::CreateStream { stream } => self.create(stream).await?,
             Request::Append { stream, messages } => self.append(stream, messages).await?,
@@ -181,7 +181,7 @@ impl Service for Streams {
                 count,
             } => self.poll(stream, offset, count).await?,
         };
-        Ok(response.encode())
+        Ok(response.encode().into())
     }
 
     async fn shutdown(&self) -> Result<(), ServeError> {

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use stage1_file_log::Message;
 use stage2_batching::{Batcher, Config, FsyncPolicy};
 use stage3_tcp_server::ServeError;
-use stage3_tcp_server::connection::Service;
+use stage3_tcp_server::connection::{ReplyBody, Service};
 use stage3_tcp_server::streams::{SharedStream, blocking, keep_within, saver, saver_period};
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
@@ -78,7 +78,8 @@ pub struct Topics {
     savers: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
-fn status(status: Status, message: impl Into<String>) -> ServeError {
+/// An error response with one of this protocol's statuses.
+pub fn status(status: Status, message: impl Into<String>) -> ServeError {
     ServeError {
         status: status.into(),
         message: message.into(),
@@ -168,28 +169,11 @@ impl Topics {
         })
     }
 
-    // ANCHOR: choose_partition
     /// The partition a batch goes to.
     fn choose(topic: &Topic, partitioning: &Partitioning) -> Result<u32, ServeError> {
         let count = topic.partitions.len() as u32;
-        let partition = match partitioning {
-            Partitioning::Explicit(partition) => *partition,
-            // Relaxed: the counter only spreads batches; no other memory
-            // depends on its value, so no ordering is needed.
-            Partitioning::RoundRobin => {
-                topic.next_round_robin.fetch_add(1, Ordering::Relaxed) % count
-            }
-            Partitioning::Key(key) => crc32c::crc32c(key) % count,
-        };
-        if partition >= count {
-            return Err(status(
-                Status::PartitionNotFound,
-                format!("partition {partition} does not exist; the topic has {count}"),
-            ));
-        }
-        Ok(partition)
+        choose_partition(partitioning, count, &topic.next_round_robin)
     }
-    // ANCHOR_END: choose_partition
 
     // ANCHOR: produce
     /// Appends a batch under its partition's write lock: producers to other
@@ -269,16 +253,42 @@ impl Topics {
     }
 }
 
+// ANCHOR: choose_partition
+/// The partition a batch goes to, in a topic of `count` partitions whose
+/// round-robin counter is `round_robin`. Stage 5 places batches with it too.
+pub fn choose_partition(
+    partitioning: &Partitioning,
+    count: u32,
+    round_robin: &AtomicU32,
+) -> Result<u32, ServeError> {
+    let partition = match partitioning {
+        Partitioning::Explicit(partition) => *partition,
+        // Relaxed: the counter only spreads batches; no other memory
+        // depends on its value, so no ordering is needed. (`max(1)`: a
+        // topic has at least one partition; never divide by zero.)
+        Partitioning::RoundRobin => round_robin.fetch_add(1, Ordering::Relaxed) % count.max(1),
+        Partitioning::Key(key) => crc32c::crc32c(key) % count.max(1),
+    };
+    if partition >= count {
+        return Err(status(
+            Status::PartitionNotFound,
+            format!("partition {partition} does not exist; the topic has {count}"),
+        ));
+    }
+    Ok(partition)
+}
+// ANCHOR_END: choose_partition
+
 impl Service for Topics {
     type Request = Request;
     type DecodeError = DecodeError;
 
-    fn decode(&self, code: u16, body: &[u8]) -> Option<Result<Request, DecodeError>> {
-        Request::decode(code, body)
+    fn decode(&self, code: u16, body: Vec<u8>) -> Option<Result<Request, DecodeError>> {
+        Request::decode(code, &body)
     }
 
-    async fn handle(self: &Arc<Self>, request: Request) -> Result<Vec<u8>, ServeError> {
-        match request {
+    async fn handle(self: &Arc<Self>, request: Request) -> Result<ReplyBody, ServeError> {
+        let body = match request {
             Request::CreateTopic { topic, partitions } => {
                 self.create(topic, partitions).await.map(|()| Vec::new())
             }
@@ -299,7 +309,8 @@ impl Service for Topics {
                 offset,
                 count,
             } => self.poll(topic, partition, offset, count).await,
-        }
+        }?;
+        Ok(body.into())
     }
 
     async fn shutdown(&self) -> Result<(), ServeError> {

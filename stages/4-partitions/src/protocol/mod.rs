@@ -138,20 +138,7 @@ impl Request {
             })(),
             code::PRODUCE => (|| {
                 let topic = reader.u32("topic")?;
-                let partitioning = match reader.u8("partitioning")? {
-                    0 => Partitioning::Explicit(reader.u32("partition")?),
-                    1 => Partitioning::RoundRobin,
-                    2 => {
-                        let len = reader.u16("key length")?;
-                        Partitioning::Key(reader.take("key", len.into())?.to_vec())
-                    }
-                    kind => {
-                        return Err(RecordError::Body(BodyError::UnknownKind {
-                            field: "partitioning",
-                            kind,
-                        }));
-                    }
-                };
+                let partitioning = decode_partitioning(&mut reader)?;
                 let records = decode_records(&mut reader, Checksum::Ignore)?;
                 Ok(Request::Produce {
                     topic,
@@ -221,6 +208,25 @@ impl Request {
             }
         }
     }
+}
+
+/// Reads a produce request's partitioning: a `u8` kind and its argument.
+/// Stage 5 decodes produce requests with it too.
+pub fn decode_partitioning(reader: &mut BodyReader<'_>) -> Result<Partitioning, BodyError> {
+    Ok(match reader.u8("partitioning")? {
+        0 => Partitioning::Explicit(reader.u32("partition")?),
+        1 => Partitioning::RoundRobin,
+        2 => {
+            let len = reader.u16("key length")?;
+            Partitioning::Key(reader.take("key", len.into())?.to_vec())
+        }
+        kind => {
+            return Err(BodyError::UnknownKind {
+                field: "partitioning",
+                kind,
+            });
+        }
+    })
 }
 
 /// A successful response, as the client decodes it.
