@@ -2,6 +2,8 @@
 //!
 //! - **producers**: 1, 2 and 4 producers writing one topic, which is one stream
 //!   behind one lock in stage 3 and four partitions with a lock each in stage 4;
+//! - **zero-copy**: stage 4 against stage 5, producers and consumers, the talk's
+//!   regular-versus-zero-copy table;
 //! - **contention**: on one stage 3 stream, one writer appending while 0, 1, 2
 //!   or 4 readers poll it: what the talk's `RwLock` costs each side.
 //!
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
+use bench::adapters::stage5::Stage5Target;
 use bench::latency::{Percentiles, histogram};
 use bench::loadgen::{LoadConfig, Stop, Target, Warmup, run};
 use bench::results::{Row, RowKind, Suite};
@@ -99,6 +102,63 @@ fn main() -> anyhow::Result<()> {
                 latency: Some(producer.latency),
                 series: Some(series.to_string()),
                 x: Some(u64::from(producers)),
+            });
+        }
+    }
+
+    // Stage 4 against stage 5: the same protocol, the same bytes, the same
+    // run; only the server's handling of them differs (the talk's table).
+    suite.custom_group(
+        "zero-copy",
+        &format!(
+            "2 producers and 2 consumers on 2 partitions, batches of {BATCH} messages of {} \
+             bytes, fsync {}; latency per produce (send to acknowledgement) and per poll",
+            size,
+            FSYNC.name()
+        ),
+        None,
+    );
+    for stage in ["stage4", "stage5"] {
+        let config = LoadConfig {
+            producers: 2,
+            consumers: 2,
+            partitions: 2,
+            message_size: MessageSize::Fixed(size),
+            payload: workload.payload,
+            batch: BATCH,
+            poll_batch: BATCH,
+            stop: Stop::Messages(messages),
+            warmup: Warmup::Messages(messages / 10),
+            seed: workload.seed,
+            ..LoadConfig::default()
+        };
+        let figures = runtime.block_on(async {
+            let progress = indicatif::ProgressBar::hidden();
+            if stage == "stage4" {
+                let target = Stage4Target::start(FSYNC, 2)?;
+                anyhow::Ok(run(&target, &config, &progress).await?.figures)
+            } else {
+                let target = Stage5Target::start(FSYNC, 2)?;
+                anyhow::Ok(run(&target, &config, &progress).await?.figures)
+            }
+        })?;
+        for (side, measured) in [
+            ("producer", figures.producer),
+            ("consumer", figures.consumer),
+        ] {
+            eprintln!("{stage} {side}: {:.0} msg/s", measured.messages_per_s);
+            suite.record(Row {
+                id: format!("{stage}-{side}"),
+                kind: RowKind::Stage,
+                durability: format!("fsync {}", FSYNC.name()),
+                limit: None,
+                bytes_per_iter: u64::from(size),
+                ns_per_iter: 1e9 / measured.messages_per_s,
+                ns_low: None,
+                ns_high: None,
+                latency: Some(measured.latency),
+                series: None,
+                x: None,
             });
         }
     }

@@ -9,7 +9,9 @@
 use anyhow::Context;
 use bench::ladder::LadderResults;
 use bench::profile::{Profile, render_page};
-use bench::report::{Gain, charts, render_gains, render_group_page, render_suite};
+use bench::report::{
+    Gain, charts, render_gains, render_group_page, render_suite, render_talk_table,
+};
 use bench::results::ResultsFile;
 
 /// The suites the book shows, in chapter order. A suite nobody has measured
@@ -18,7 +20,7 @@ use bench::results::ResultsFile;
 const SUITES: [(&str, &[&str]); 4] = [
     ("stage1", &[]),
     ("stage2", &[]),
-    ("network", &["producers", "contention"]),
+    ("network", &["producers", "contention", "zero-copy"]),
     ("stage5", &[]),
 ];
 
@@ -71,6 +73,20 @@ fn main() -> anyhow::Result<()> {
     pages.push((
         "stage5-gains.md".to_string(),
         render_gains("stage5", &STAGE5_GAINS, &stage5),
+    ));
+    // The talk's end-to-end table: stage 4 against stage 5 over loopback.
+    let network = ResultsFile::all_for_suite("network")?;
+    pages.push((
+        "stage5-end-to-end.md".to_string(),
+        render_talk_table(
+            "network",
+            "zero-copy",
+            &[
+                ("Producer", "stage4-producer", "stage5-producer"),
+                ("Consumer", "stage4-consumer", "stage5-consumer"),
+            ],
+            &network,
+        ),
     ));
     // The Results chapter: every known profile, measured or not.
     let ladders = LadderResults::all()?;

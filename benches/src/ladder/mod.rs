@@ -2,10 +2,10 @@
 //! beside the machine's own limits measured in the same run.
 //!
 //! Two ladders, because a stage either has a network or does not:
-//! - **storage**, in process: stage 1's log, stage 2's batching stream (and the
-//!   later stages' storage as they land), appending the same messages;
-//! - **network**, through the load generator over loopback: stage 3 and stage 4
-//!   (and later 5 and 6), each server started on 127.0.0.1 and stopped after.
+//! - **storage**, in process: stage 1's log, stage 2's batching stream and stage
+//!   5's partition (stage 6 joins when it lands), appending the same messages;
+//! - **network**, through the load generator over loopback: stages 3, 4 and 5
+//!   (and 6 when it lands), each server started on 127.0.0.1 and stopped after.
 //!
 //! Every rung keeps the workload's fsync policy, and says what its
 //! acknowledgement promises beside its numbers. The table gives each rung's
@@ -104,11 +104,13 @@ pub struct Options {
 }
 
 /// The rungs, in order: storage first, then network.
-pub const RUNGS: [(&str, Ladder); 4] = [
+pub const RUNGS: [(&str, Ladder); 6] = [
     ("stage1", Ladder::Storage),
     ("stage2", Ladder::Storage),
+    ("stage5", Ladder::Storage),
     ("stage3", Ladder::Network),
     ("stage4", Ladder::Network),
+    ("stage5", Ladder::Network),
 ];
 
 // ANCHOR: run
@@ -135,11 +137,12 @@ pub fn run(options: &Options, mut step: impl FnMut(&str)) -> anyhow::Result<Ladd
 
     let messages = storage::messages(workload, &plan);
     let mut rungs = Vec::new();
-    for (stage, _) in RUNGS {
+    for (stage, ladder) in RUNGS {
         step(stage);
-        let rung = match stage {
-            "stage1" => storage::stage1(scratch.path(), &plan, &messages),
-            "stage2" => storage::stage2(scratch.path(), &plan, &messages),
+        let rung = match (stage, ladder) {
+            ("stage1", Ladder::Storage) => storage::stage1(scratch.path(), &plan, &messages),
+            ("stage2", Ladder::Storage) => storage::stage2(scratch.path(), &plan, &messages),
+            ("stage5", Ladder::Storage) => storage::stage5(scratch.path(), &plan, &messages),
             _ => network::stage(stage, workload, &plan, options.server_threads),
         };
         rungs.push(rung.with_context(|| format!("running {stage}"))?);

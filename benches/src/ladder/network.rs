@@ -8,6 +8,7 @@ use super::plan::Plan;
 use super::{Ladder, Rung};
 use crate::adapters::stage3::Stage3Target;
 use crate::adapters::stage4::Stage4Target;
+use crate::adapters::stage5::Stage5Target;
 use crate::loadgen::{LoadConfig, Stop, Target, Warmup, run};
 
 /// The load generator's run for this plan.
@@ -43,6 +44,13 @@ pub fn stage(
         match name {
             "stage3" => {
                 let target = Stage3Target::start(plan.fsync, server_threads)?;
+                anyhow::Ok((
+                    run(&target, &config, &progress).await?.figures,
+                    target.durability(),
+                ))
+            }
+            "stage5" => {
+                let target = Stage5Target::start(plan.fsync, server_threads)?;
                 anyhow::Ok((
                     run(&target, &config, &progress).await?.figures,
                     target.durability(),

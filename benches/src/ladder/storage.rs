@@ -1,6 +1,6 @@
 //! The storage rungs, in process: the same messages appended through stage 1's
-//! log and stage 2's batching stream (stages 5 and 6 join as they land), with
-//! the fsync policy the workload names.
+//! log, stage 2's batching stream and stage 5's partition (stage 6 joins when
+//! it lands), with the fsync policy the workload names.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use rivulet_datasets::Workload;
 use stage1_file_log::{AppendMode, Message, Stream};
 use stage2_batching::{BatchingStream, Config, FsyncPolicy};
+use stage3_tcp_server::streams::saver_period;
+use stage4_partitions::protocol::record::encode_records;
+use stage5_zero_copy::{Partition, ReceivedBatch};
 
 use super::Rung;
 use super::plan::Plan;
@@ -90,6 +93,55 @@ pub fn stage2(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<R
         elapsed,
         Percentiles::of(&latencies),
     ))
+}
+
+/// Stage 5: each batch as a produce request's body would carry it (encoded
+/// before timing), appended by stamping it in place and writing it whole. The
+/// background saver is played in line: every saver period of elapsed time, one
+/// `tick`, as stage 5's server task would.
+pub fn stage5(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<Rung> {
+    let mut batches = Vec::new();
+    for chunk in messages.chunks(plan.batch as usize) {
+        let mut body = Vec::new();
+        encode_records(
+            &mut body,
+            chunk.iter().map(|m| (0, 0, m.id, m.payload.as_slice())),
+        );
+        batches.push(ReceivedBatch::validate(body, 0)?);
+    }
+    let config = Config::new(plan.fsync);
+    let period = saver_period(&config);
+    let mut partition = Partition::open(&dir.join("stage5"), config, Instant::now())?;
+    let mut latencies = histogram();
+    let start = Instant::now();
+    let mut last_tick = start;
+    for mut batch in batches {
+        let call = Instant::now();
+        partition.append(&mut batch, micros_since_epoch(), call)?;
+        latencies.saturating_record(call.elapsed().as_nanos() as u64);
+        if call.duration_since(last_tick) >= period {
+            partition.tick(call)?;
+            last_tick = call;
+        }
+    }
+    let elapsed = start.elapsed();
+    partition.flush(Instant::now())?;
+    let durability = format!("fsync policy {}", plan.fsync.name());
+    let unit = format!("append of {} messages", plan.batch);
+    Ok(rung(
+        "stage5",
+        &durability,
+        &unit,
+        messages,
+        elapsed,
+        Percentiles::of(&latencies),
+    ))
+}
+
+fn micros_since_epoch() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn rung(
