@@ -37,7 +37,10 @@ fn ladder_smoke_runs_every_rung_and_writes_its_results() {
     // the same ladder.
     let table = results.table();
     assert_eq!(table.lines().count(), 2 + RUNGS.len());
-    let followers = RUNGS.windows(2).filter(|pair| pair[0].1 == pair[1].1).count();
+    let followers = RUNGS
+        .windows(2)
+        .filter(|pair| pair[0].1 == pair[1].1)
+        .count();
     assert_eq!(table.matches('×').count(), followers, "{table}");
 
     let path = data.path().join("ladder.json");
