@@ -91,7 +91,9 @@ fn filesystem_of(dir: &Path) -> Option<String> {
 }
 
 /// The commit being measured (`git rev-parse HEAD`), with `-dirty` if the work
-/// tree has changes, or `unknown` outside a git checkout.
+/// tree has changes, or `unknown` outside a git checkout. Changes to results
+/// files and the book pages generated from them do not count: a run of several
+/// suites rewrites them one after the other, and none of them is code.
 pub fn commit() -> String {
     let run = |args: &[&str]| {
         Command::new("git")
@@ -103,7 +105,15 @@ pub fn commit() -> String {
             .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(hash) => match run(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(hash) => match run(&[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":(exclude)benches/results",
+            ":(exclude)book/src/generated",
+        ]) {
             Some(changes) if !changes.is_empty() => format!("{hash}-dirty"),
             _ => hash,
         },
