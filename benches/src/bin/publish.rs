@@ -17,11 +17,12 @@ use bench::results::ResultsFile;
 /// The suites the book shows, in chapter order. A suite nobody has measured
 /// still gets a page, saying so.
 /// Each suite may also get a page per group, for chapters that show only one.
-const SUITES: [(&str, &[&str]); 4] = [
+const SUITES: [(&str, &[&str]); 5] = [
     ("stage1", &[]),
     ("stage2", &[]),
     ("network", &["producers", "contention", "zero-copy"]),
     ("stage5", &[]),
+    ("stage6_storage", &[]),
 ];
 
 /// The stage 5 chapter's table in the talk's shape (regular, zero-copy, gain),
