@@ -51,34 +51,29 @@ fn main() -> anyhow::Result<()> {
         None,
     );
     let policies = [
+        ("always", FsyncPolicy::Always, 0, "nothing acknowledged"),
         (
-            "always",
+            "always-prealloc",
             FsyncPolicy::Always,
             64 << 20,
-            "nothing acknowledged",
-        ),
-        (
-            "always-no-prealloc",
-            FsyncPolicy::Always,
-            0,
             "nothing acknowledged",
         ),
         (
             "every-batch",
             FsyncPolicy::EveryBatch,
-            64 << 20,
+            0,
             "the batch not yet flushed",
         ),
         (
             "interval-100ms",
             FsyncPolicy::Interval(Duration::from_millis(100)),
-            64 << 20,
+            0,
             "up to 100 ms of writes",
         ),
         (
             "never",
             FsyncPolicy::Never,
-            64 << 20,
+            0,
             "what the OS has not written back",
         ),
     ];
