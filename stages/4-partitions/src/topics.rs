@@ -17,7 +17,7 @@
 //! whose creation was interrupted is not loaded half-made.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -31,6 +31,58 @@ use tokio::task::JoinHandle;
 
 use crate::protocol::record::encode_records;
 use crate::protocol::{DecodeError, Partitioning, Request, Response, Status};
+
+/// The complete topics in `data_dir`, as (id, partition count): folders named
+/// by a topic id whose partition count file was written, so a topic whose
+/// creation was interrupted is not loaded half-made. Creates `data_dir` if
+/// needed. Stage 5 lays out its data the same way and uses this too.
+pub fn topics_on_disk(data_dir: &Path) -> Result<Vec<(u32, u32)>, ServeError> {
+    std::fs::create_dir_all(data_dir).map_err(ServeError::storage)?;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(data_dir).map_err(ServeError::storage)? {
+        let path = entry.map_err(ServeError::storage)?.path();
+        let id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok());
+        let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if let (Some(id), Some(count)) = (id, count) {
+            found.push((id, count));
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a create request must create the topic: `false` if it exists with
+/// as many partitions (not an error), an error if the count is out of range or
+/// differs from the existing topic's.
+pub fn must_create(
+    topic: u32,
+    partitions: u32,
+    existing: Option<usize>,
+) -> Result<bool, ServeError> {
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err(status(
+            Status::Invalid,
+            format!("a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"),
+        ));
+    }
+    match existing {
+        None => Ok(true),
+        Some(n) if n == partitions as usize => Ok(false),
+        Some(n) => Err(status(
+            Status::Invalid,
+            format!("topic {topic} exists with {n} partitions"),
+        )),
+    }
+}
+
+/// Records that every partition of the topic in `dir` exists: written last.
+pub fn mark_complete(dir: &Path, partitions: u32) -> Result<(), ServeError> {
+    std::fs::write(dir.join(PARTITIONS_FILE), partitions.to_string()).map_err(ServeError::storage)
+}
 
 /// The most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 1024;
@@ -94,39 +146,17 @@ impl Topics {
             topics: RwLock::new(HashMap::new()),
             savers: std::sync::Mutex::new(Vec::new()),
         });
-        std::fs::create_dir_all(&topics.config.data_dir).map_err(ServeError::storage)?;
-        for entry in std::fs::read_dir(&topics.config.data_dir).map_err(ServeError::storage)? {
-            let path = entry.map_err(ServeError::storage)?.path();
-            let id = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<u32>().ok());
-            let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
-                .ok()
-                .and_then(|text| text.trim().parse::<u32>().ok());
-            if let (Some(id), Some(count)) = (id, count) {
-                topics.create(id, count).await?;
-            }
+        for (id, count) in topics_on_disk(&topics.config.data_dir)? {
+            topics.create(id, count).await?;
         }
         Ok(topics)
     }
 
     /// Creates `topic` with `partitions` partitions; fine if it exists with as many.
     pub async fn create(self: &Arc<Self>, topic: u32, partitions: u32) -> Result<(), ServeError> {
-        if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(status(
-                Status::Invalid,
-                format!("a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"),
-            ));
-        }
-        if let Ok(existing) = self.topic(topic) {
-            return match existing.partitions.len() as u32 {
-                n if n == partitions => Ok(()),
-                n => Err(status(
-                    Status::Invalid,
-                    format!("topic {topic} exists with {n} partitions"),
-                )),
-            };
+        let existing = self.topic(topic).ok().map(|t| t.partitions.len());
+        if !must_create(topic, partitions, existing)? {
+            return Ok(());
         }
         let dir = self.config.data_dir.join(topic.to_string());
         let mut opened = Vec::new();
@@ -137,8 +167,7 @@ impl Topics {
             let batcher = blocking(move || Batcher::open(partition, &dir, config, now)).await?;
             opened.push(Arc::new(AsyncRwLock::new(batcher)));
         }
-        std::fs::write(dir.join(PARTITIONS_FILE), partitions.to_string())
-            .map_err(ServeError::storage)?;
+        mark_complete(&dir, partitions)?;
         let new = Arc::new(Topic {
             partitions: opened,
             next_round_robin: AtomicU32::new(0),

@@ -27,7 +27,9 @@ use stage3_tcp_server::streams::saver_period;
 use stage4_partitions::TopicsConfig;
 use stage4_partitions::protocol::record::RecordError;
 use stage4_partitions::protocol::{Partitioning, Response, Status};
-use stage4_partitions::topics::{MAX_PARTITIONS, choose_partition, status};
+use stage4_partitions::topics::{
+    choose_partition, mark_complete, must_create, status, topics_on_disk,
+};
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
 
@@ -38,8 +40,6 @@ use crate::protocol::Request;
 
 /// One partition behind its lock, shared by connections and its saver.
 pub type SharedPartition = Arc<AsyncRwLock<Partition>>;
-
-const PARTITIONS_FILE: &str = "partitions";
 
 /// A topic: its partitions, each behind its own lock.
 #[derive(Debug)]
@@ -64,39 +64,17 @@ impl Topics {
             topics: RwLock::new(HashMap::new()),
             savers: std::sync::Mutex::new(Vec::new()),
         });
-        std::fs::create_dir_all(&topics.config.data_dir).map_err(ServeError::storage)?;
-        for entry in std::fs::read_dir(&topics.config.data_dir).map_err(ServeError::storage)? {
-            let path = entry.map_err(ServeError::storage)?.path();
-            let id = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<u32>().ok());
-            let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
-                .ok()
-                .and_then(|text| text.trim().parse::<u32>().ok());
-            if let (Some(id), Some(count)) = (id, count) {
-                topics.create(id, count).await?;
-            }
+        for (id, count) in topics_on_disk(&topics.config.data_dir)? {
+            topics.create(id, count).await?;
         }
         Ok(topics)
     }
 
     /// Creates `topic` with `partitions` partitions; fine if it exists with as many.
     pub async fn create(self: &Arc<Self>, topic: u32, partitions: u32) -> Result<(), ServeError> {
-        if !(1..=MAX_PARTITIONS).contains(&partitions) {
-            return Err(status(
-                Status::Invalid,
-                format!("a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"),
-            ));
-        }
-        if let Ok(existing) = self.topic(topic) {
-            return match existing.partitions.len() as u32 {
-                n if n == partitions => Ok(()),
-                n => Err(status(
-                    Status::Invalid,
-                    format!("topic {topic} exists with {n} partitions"),
-                )),
-            };
+        let existing = self.topic(topic).ok().map(|t| t.partitions.len());
+        if !must_create(topic, partitions, existing)? {
+            return Ok(());
         }
         let dir = self.config.data_dir.join(topic.to_string());
         let mut opened = Vec::new();
@@ -107,8 +85,7 @@ impl Topics {
             let opened_partition = blocking(move || Partition::open(&dir, config, now)).await?;
             opened.push(Arc::new(AsyncRwLock::new(opened_partition)));
         }
-        std::fs::write(dir.join(PARTITIONS_FILE), partitions.to_string())
-            .map_err(ServeError::storage)?;
+        mark_complete(&dir, partitions)?;
         let new = Arc::new(Topic {
             partitions: opened,
             next_round_robin: AtomicU32::new(0),
