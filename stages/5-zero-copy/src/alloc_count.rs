@@ -2,10 +2,11 @@
 //!
 //! A test binary or a bench installs it with
 //!
-//! ```ignore
+//! ```no_run
 //! #[global_allocator]
 //! static ALLOCATOR: stage5_zero_copy::alloc_count::CountingAllocator =
 //!     stage5_zero_copy::alloc_count::CountingAllocator;
+//! # fn main() {}
 //! ```
 //!
 //! and wraps the code it measures in [`count`]. Every `alloc`, `alloc_zeroed`
