@@ -10,6 +10,7 @@
 pub mod stage3;
 pub mod stage4;
 pub mod stage5;
+pub mod stage6;
 
 use std::future::Future;
 use std::net::SocketAddr;

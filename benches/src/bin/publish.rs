@@ -17,12 +17,13 @@ use bench::results::ResultsFile;
 /// The suites the book shows, in chapter order. A suite nobody has measured
 /// still gets a page, saying so.
 /// Each suite may also get a page per group, for chapters that show only one.
-const SUITES: [(&str, &[&str]); 5] = [
+const SUITES: [(&str, &[&str]); 6] = [
     ("stage1", &[]),
     ("stage2", &[]),
     ("network", &["producers", "contention", "zero-copy"]),
     ("stage5", &[]),
     ("stage6_storage", &[]),
+    ("stage6_ablation", &[]),
 ];
 
 /// The stage 5 chapter's table in the talk's shape (regular, zero-copy, gain),

@@ -9,8 +9,9 @@
 //! `LoadConfig::from_workload`, as the ladder does; flags given explicitly
 //! still win.
 //!
-//! `--target stage3`, `stage4` or `stage5` drives that stage's server: one it
-//! starts on 127.0.0.1, or a running one given with `--addr`. Adding a target
+//! `--target stage3`, `stage4`, `stage5` or `stage6` drives that stage's
+//! server: one it starts on 127.0.0.1, or a running one given with `--addr`
+//! (for stage 6, `--server-threads` is its shard count). Adding a target
 //! is adding an adapter (`bench::adapters`) and one arm in `main`'s match.
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use anyhow::Context;
 use bench::adapters::stage3::Stage3Target;
 use bench::adapters::stage4::Stage4Target;
 use bench::adapters::stage5::Stage5Target;
+use bench::adapters::stage6::Stage6Target;
 use bench::loadgen::{
     ConfigError, LoadConfig, LoadResults, MemoryTarget, Mode, Stop, Target, Warmup, parse_duration,
     progress_bar, run,
@@ -41,6 +43,8 @@ enum TargetKind {
     Stage4,
     /// Stage 5's server: stage 4's protocol, records stored and served as they arrive.
     Stage5,
+    /// Stage 6's broker: thread-per-core shards on compio, Direct I/O segments.
+    Stage6,
 }
 
 /// Drives a Rivulet target with producers and consumers and reports
@@ -287,6 +291,13 @@ async fn main() -> anyhow::Result<()> {
             let target = match cli.addr {
                 Some(addr) => Stage5Target::remote(addr, &fsync.name()),
                 None => Stage5Target::start(fsync, cli.server_threads)?,
+            };
+            drive(target, config, &cli, workload.as_ref()).await
+        }
+        TargetKind::Stage6 => {
+            let target = match cli.addr {
+                Some(addr) => Stage6Target::remote(addr, &fsync.name()),
+                None => Stage6Target::start(fsync, cli.server_threads)?,
             };
             drive(target, config, &cli, workload.as_ref()).await
         }

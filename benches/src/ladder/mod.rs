@@ -104,13 +104,15 @@ pub struct Options {
 }
 
 /// The rungs, in order: storage first, then network.
-pub const RUNGS: [(&str, Ladder); 6] = [
+pub const RUNGS: [(&str, Ladder); 8] = [
     ("stage1", Ladder::Storage),
     ("stage2", Ladder::Storage),
     ("stage5", Ladder::Storage),
+    ("stage6", Ladder::Storage),
     ("stage3", Ladder::Network),
     ("stage4", Ladder::Network),
     ("stage5", Ladder::Network),
+    ("stage6", Ladder::Network),
 ];
 
 // ANCHOR: run
@@ -143,6 +145,7 @@ pub fn run(options: &Options, mut step: impl FnMut(&str)) -> anyhow::Result<Ladd
             ("stage1", Ladder::Storage) => storage::stage1(scratch.path(), &plan, &messages),
             ("stage2", Ladder::Storage) => storage::stage2(scratch.path(), &plan, &messages),
             ("stage5", Ladder::Storage) => storage::stage5(scratch.path(), &plan, &messages),
+            ("stage6", Ladder::Storage) => storage::stage6(scratch.path(), &plan, &messages),
             _ => network::stage(stage, workload, &plan, options.server_threads),
         };
         rungs.push(rung.with_context(|| format!("running {stage}"))?);

@@ -9,6 +9,7 @@ use super::{Ladder, Rung};
 use crate::adapters::stage3::Stage3Target;
 use crate::adapters::stage4::Stage4Target;
 use crate::adapters::stage5::Stage5Target;
+use crate::adapters::stage6::Stage6Target;
 use crate::loadgen::{LoadConfig, Stop, Target, Warmup, run};
 
 /// The load generator's run for this plan.
@@ -51,6 +52,14 @@ pub fn stage(
             }
             "stage5" => {
                 let target = Stage5Target::start(plan.fsync, server_threads)?;
+                anyhow::Ok((
+                    run(&target, &config, &progress).await?.figures,
+                    target.durability(),
+                ))
+            }
+            "stage6" => {
+                // The same thread budget as the other servers: shards.
+                let target = Stage6Target::start(plan.fsync, server_threads)?;
                 anyhow::Ok((
                     run(&target, &config, &progress).await?.figures,
                     target.durability(),

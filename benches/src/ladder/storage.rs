@@ -1,6 +1,6 @@
 //! The storage rungs, in process: the same messages appended through stage 1's
-//! log, stage 2's batching stream and stage 5's partition (stage 6 joins when
-//! it lands), with the fsync policy the workload names.
+//! log, stage 2's batching stream, stage 5's partition and stage 6's (Direct
+//! I/O segments on a compio runtime), with the fsync policy the workload names.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use rivulet_datasets::Workload;
 use stage1_file_log::{AppendMode, Message, Stream};
 use stage2_batching::{BatchingStream, Config, FsyncPolicy};
 use stage3_tcp_server::streams::saver_period;
-use stage4_partitions::protocol::record::encode_records;
+use stage4_partitions::protocol::record::{encode_record, encode_records};
 use stage5_zero_copy::{Partition, ReceivedBatch};
 
 use super::Rung;
@@ -137,6 +137,59 @@ pub fn stage5(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<R
         Percentiles::of(&latencies),
     ))
 }
+
+// ANCHOR: stage6_rung
+/// Stage 6: each batch as a produce request's records (encoded before
+/// timing), appended by the partition a shard would own, on a compio runtime
+/// (compio's driver choice), Direct I/O on, the policy and batches of the
+/// stage 5 rung. The saver is played in line, as there: every saver interval
+/// of elapsed time, one `tick`.
+pub fn stage6(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<Rung> {
+    let mut batches = Vec::new();
+    for chunk in messages.chunks(plan.batch as usize) {
+        let mut records = Vec::new();
+        for message in chunk {
+            encode_record(&mut records, 0, 0, message.id, &message.payload);
+        }
+        batches.push(records);
+    }
+    let config = stage6_broker::Config {
+        fsync: plan.fsync,
+        ..stage6_broker::Config::default()
+    };
+    let period = config.saver_interval;
+    let dir = dir.join("stage6");
+    let runtime = stage6_broker::IoDriver::Auto.runtime()?;
+    let (elapsed, latencies) = runtime.block_on(async move {
+        let mut partition = stage6_broker::Partition::open(&dir, config).await?;
+        let mut latencies = histogram();
+        let start = Instant::now();
+        let mut last_tick = start;
+        for mut batch in batches {
+            let call = Instant::now();
+            partition.append(&mut batch).await?;
+            latencies.saturating_record(call.elapsed().as_nanos() as u64);
+            if call.duration_since(last_tick) >= period {
+                partition.tick(call).await?;
+                last_tick = call;
+            }
+        }
+        let elapsed = start.elapsed();
+        partition.flush().await?;
+        anyhow::Ok((elapsed, latencies))
+    })?;
+    let durability = format!("fsync policy {}, Direct I/O", plan.fsync.name());
+    let unit = format!("append of {} messages", plan.batch);
+    Ok(rung(
+        "stage6",
+        &durability,
+        &unit,
+        messages,
+        elapsed,
+        Percentiles::of(&latencies),
+    ))
+}
+// ANCHOR_END: stage6_rung
 
 fn micros_since_epoch() -> u64 {
     std::time::SystemTime::now()

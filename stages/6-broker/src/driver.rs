@@ -13,6 +13,7 @@
 //! - polling: regular files are always "ready" to epoll, so compio runs the
 //!   `pread`/`pwrite` on its blocking thread pool and wakes the task after.
 
+use std::collections::HashSet;
 use std::io;
 
 use compio::driver::{DriverType, ProactorBuilder};
@@ -63,6 +64,26 @@ impl IoDriver {
         RuntimeBuilder::new().with_proactor(proactor).build()
     }
     // ANCHOR_END: runtime
+
+    /// [`IoDriver::runtime`], its thread pinned to `cpus` if there are any:
+    /// compio's builder binds the thread that builds the runtime (CPUs this
+    /// process may not run on are dropped from the set).
+    pub fn runtime_on(self, cpus: HashSet<usize>) -> io::Result<Runtime> {
+        let mut proactor = ProactorBuilder::new();
+        match self {
+            IoDriver::Auto => {}
+            IoDriver::IoUring => {
+                proactor.driver_type(DriverType::IoUring);
+            }
+            IoDriver::Polling => {
+                proactor.driver_type(DriverType::Poll);
+            }
+        }
+        RuntimeBuilder::new()
+            .with_proactor(proactor)
+            .thread_affinity(cpus)
+            .build()
+    }
 }
 
 /// The name of the driver a runtime actually runs on, for the log line that

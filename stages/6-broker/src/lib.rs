@@ -29,19 +29,34 @@
 //! The records are stage 4's ([`record`]): the bytes a producer sent are the
 //! bytes stored and the bytes a poll returns ([`partition::Polled`]).
 //!
+//! On top of the storage, the talk's "Thread-per-core" and "Shared nothing"
+//! slides: [`server`] runs one thread per core, each a compio runtime that
+//! accepts its own connections ([`connection`]) and owns its partitions
+//! ([`shard`]); a request for a partition another shard owns crosses to it
+//! on a channel ([`router`]) and is answered back through the connection's
+//! shard. Stage 5's frames are unchanged on the wire ([`frame`],
+//! [`protocol`]); the server binary is `rivulet-server`.
+//!
 //! Modules, in reading order: [`aligned`], [`segment`], [`index`],
-//! [`recovery`], [`partition`], [`config`], [`driver`], [`record`], [`error`].
-//! Thread-per-core shards and the network are built on top of this.
+//! [`recovery`], [`partition`], [`config`], [`driver`], [`record`], [`error`];
+//! then [`router`], [`shard`], [`frame`], [`protocol`], [`connection`],
+//! [`server`].
 
 pub mod aligned;
 pub mod config;
+pub mod connection;
 pub mod driver;
 pub mod error;
+pub mod frame;
 pub mod index;
 pub mod partition;
+pub mod protocol;
 pub mod record;
 pub mod recovery;
+pub mod router;
 pub mod segment;
+pub mod server;
+pub mod shard;
 
 pub use aligned::{ALIGN, AlignedBuf};
 pub use config::{Config, ConfigError};
@@ -50,3 +65,4 @@ pub use error::{BatchError, Error};
 pub use partition::{Appended, FsyncPolicy, Partition, Polled, Status};
 pub use recovery::RecoveryReport;
 pub use segment::StoredBytes;
+pub use server::{Server, ServerConfig, ServerError, start};

@@ -351,12 +351,14 @@ impl Segment {
     }
     // ANCHOR_END: write
 
+    // ANCHOR: sync
     /// `fdatasync`: on return, everything written is on the device. O_DIRECT
     /// alone is not durable: the device's own cache still holds the blocks
     /// until this flushes it.
     pub async fn sync(&self) -> Result<(), Error> {
         self.file.sync_data().await.at(&self.path)
     }
+    // ANCHOR_END: sync
 
     // ANCHOR: read
     /// The bytes `start..end` (inside the records), read through `buf`: the
@@ -405,6 +407,7 @@ impl Segment {
     }
     // ANCHOR_END: read
 
+    // ANCHOR: read_blocks
     /// Reads `len` bytes (whole blocks) at `position` (a block boundary) into
     /// `buf`, whatever the records' end: for recovery, which is looking for it.
     pub async fn read_blocks(
@@ -419,6 +422,7 @@ impl Segment {
         result.at(&self.path)?;
         Ok(slice.into_inner())
     }
+    // ANCHOR_END: read_blocks
 
     /// Writes zeros over the records' bytes from `end` up to `until` (a block
     /// boundary), keeping the bytes before `end` in its block, and syncs:

@@ -1,0 +1,213 @@
+//! Stage 6's ablation, over loopback with the load generator, in one run:
+//! stage 5 and stage 6 on the same workload, then stage 6 with one switch
+//! off at a time (Direct I/O, pinning, all cores versus one shard, io_uring
+//! versus polling), beside the machine's raw limits measured in the same run
+//! (`bench::ladder::limits::measure`: loopback TCP, direct writes and reads).
+//!
+//! `cargo bench -p bench --bench stage6_ablation` writes
+//! `benches/results/<profile>/stage6_ablation.json`; under `cargo test` it
+//! runs a tiny version as a smoke test and writes nothing.
+
+use bench::adapters::stage5::Stage5Target;
+use bench::adapters::stage6::Stage6Target;
+use bench::ladder::limits::{Limits, Sizes, measure};
+use bench::loadgen::{Figures, LoadConfig, Stop, Warmup, run};
+use bench::results::{Row, RowKind, Suite};
+use rivulet_datasets::{MessageSize, Workload};
+use stage2_batching::FsyncPolicy;
+use stage6_broker::server::cores;
+use stage6_broker::{IoDriver, ServerConfig};
+
+const FSYNC: FsyncPolicy = FsyncPolicy::EveryBatch;
+const BATCH: u32 = 100;
+const GROUP: &str = "stage6-ablation";
+
+/// One run of the ablation: a name, and how its server is started.
+struct Variant {
+    id: &'static str,
+    /// What is switched off, for the log.
+    what: &'static str,
+    /// `None`: stage 5.
+    stage6: Option<ServerConfig>,
+}
+
+// ANCHOR: variants
+fn variants() -> Vec<Variant> {
+    let all = ServerConfig {
+        shards: cores(),
+        ..ServerConfig::new()
+    };
+    let off = |change: fn(&mut ServerConfig)| {
+        let mut config = all.clone();
+        change(&mut config);
+        Some(config)
+    };
+    vec![
+        Variant {
+            id: "stage5",
+            what: "stage 5: tokio, a lock per partition, the page cache",
+            stage6: None,
+        },
+        Variant {
+            id: "stage6",
+            what: "stage 6, every switch on",
+            stage6: Some(all.clone()),
+        },
+        Variant {
+            id: "stage6-direct-io-off",
+            what: "Direct I/O off (the page cache)",
+            stage6: off(|c| c.storage.direct_io = false),
+        },
+        Variant {
+            id: "stage6-pin-off",
+            what: "pinning off",
+            stage6: off(|c| c.pin = false),
+        },
+        Variant {
+            id: "stage6-1-shard",
+            what: "one shard instead of one per core",
+            stage6: off(|c| c.shards = 1),
+        },
+        Variant {
+            id: "stage6-polling",
+            what: "the polling driver instead of io_uring",
+            stage6: off(|c| c.driver = IoDriver::Polling),
+        },
+    ]
+}
+// ANCHOR_END: variants
+
+fn main() -> anyhow::Result<()> {
+    let measuring = std::env::args().any(|arg| arg == "--bench");
+    let workload = Workload::load("quick")?;
+    let size = workload.fixed_size()?;
+    let data = bench::bench_data_dir();
+    // Longer than the network suite's runs: the switches move throughput by
+    // a few percent, which a run of a fraction of a second cannot show.
+    let messages = if measuring {
+        20 * workload.messages
+    } else {
+        2_000
+    };
+    let sizes = if measuring {
+        Sizes::full()
+    } else {
+        Sizes::tiny()
+    };
+    let scratch = tempfile::tempdir_in(&data)?;
+    let block = (BATCH * size) as usize;
+    let limits = measure(scratch.path(), block, sizes)?;
+    drop(scratch);
+
+    let mut suite = Suite::new("stage6_ablation", &workload);
+    suite.custom_group(
+        GROUP,
+        &format!(
+            "one message of {size} bytes; 2 producers in batches of {BATCH} and 2 consumers on \
+             4 partitions, fsync {}; latency per produce (send to acknowledgement) and per \
+             poll; {} cores",
+            FSYNC.name(),
+            cores()
+        ),
+        None,
+    );
+    record_limits(&mut suite, &limits);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let config = LoadConfig {
+        producers: 2,
+        consumers: 2,
+        partitions: 4,
+        message_size: MessageSize::Fixed(size),
+        payload: workload.payload,
+        batch: BATCH,
+        poll_batch: BATCH,
+        stop: Stop::Messages(messages),
+        warmup: Warmup::Messages(messages / 10),
+        seed: workload.seed,
+        ..LoadConfig::default()
+    };
+    for variant in variants() {
+        let (figures, driver) = runtime.block_on(async {
+            let progress = indicatif::ProgressBar::hidden();
+            match variant.stage6.clone() {
+                None => {
+                    let target = Stage5Target::start(FSYNC, cores())?;
+                    anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
+                }
+                Some(server) => {
+                    let target = Stage6Target::start_with(variant.id, FSYNC, server)?;
+                    let driver = target.driver().unwrap_or("?");
+                    anyhow::Ok((run(&target, &config, &progress).await?.figures, driver))
+                }
+            }
+        })?;
+        record(&mut suite, &variant, driver, &figures, size);
+    }
+    if measuring && let Some(path) = suite.finish(&data)? {
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The producer's and consumer's figures of one variant, each against the
+/// loopback limit.
+fn record(suite: &mut Suite, variant: &Variant, driver: &str, figures: &Figures, size: u32) {
+    for (side, measured) in [
+        ("producer", &figures.producer),
+        ("consumer", &figures.consumer),
+    ] {
+        eprintln!(
+            "{} ({}, driver {driver}) {side}: {:.0} msg/s",
+            variant.id, variant.what, measured.messages_per_s
+        );
+        suite.record(Row {
+            id: format!("{}-{side}", variant.id),
+            kind: RowKind::Stage,
+            durability: format!("fsync {}", FSYNC.name()),
+            limit: Some("loopback-tcp".to_string()),
+            bytes_per_iter: u64::from(size),
+            ns_per_iter: 1e9 / measured.messages_per_s.max(1e-9),
+            ns_low: None,
+            ns_high: None,
+            latency: Some(measured.latency),
+            series: None,
+            x: None,
+        });
+    }
+}
+
+/// The raw limits as rows: what moving the same bytes costs with nothing in
+/// the way.
+fn record_limits(suite: &mut Suite, limits: &Limits) {
+    let rows = [
+        (
+            "loopback-tcp",
+            "none (memory to memory)",
+            limits.loopback_tcp_mb_s,
+        ),
+        (
+            "direct-write",
+            "one sync at the end",
+            limits.direct_write_mb_s,
+        ),
+        ("direct-read", "none (reads)", limits.direct_read_mb_s),
+    ];
+    for (id, durability, mb_s) in rows {
+        let bytes = limits.block_size as u64;
+        suite.record(Row {
+            id: id.to_string(),
+            kind: RowKind::Raw,
+            durability: durability.to_string(),
+            limit: None,
+            bytes_per_iter: bytes,
+            ns_per_iter: bytes as f64 / (mb_s.max(1e-9) * 1e6) * 1e9,
+            ns_low: None,
+            ns_high: None,
+            latency: None,
+            series: None,
+            x: None,
+        });
+    }
+}

@@ -1,0 +1,468 @@
+//! The broker: one thread per shard, each with its own compio runtime, its
+//! own listener on the shared port, its own partitions.
+//!
+//! How connections reach shards: **every shard accepts**, on its own listening
+//! socket bound to the same address with `SO_REUSEPORT`; the kernel spreads
+//! incoming connections over the sockets by a hash of the connection's
+//! addresses, and a connection lives and dies on the shard that accepted it.
+//! Rejected: one acceptor handing sockets round robin to the shards. That is
+//! exact round robin, but one thread does every `accept`, each new connection
+//! costs a hop between threads before its first byte is read, and an io_uring
+//! socket has to be handed from one ring to another. With `SO_REUSEPORT`
+//! there is no hop and no thread that every connection waits on.
+//!
+//! Start-up ([`start`]): the listeners are bound first (so a port in use is
+//! an error before any thread starts), topics found in the data folder are
+//! opened by the shards that own their partitions, and only when every shard
+//! has recovered its partitions does `start` return.
+//!
+//! Shutdown ([`Server::shutdown`]), in two steps so that no request is lost
+//! between shards: first every shard stops accepting and closes its
+//! connections between requests (a request being served is answered
+//! first), and waits for them to end; only when every shard has no
+//! connection left (so no request can still cross to another shard) does
+//! every shard write and sync each of its partitions and stop.
+//!
+//! Deliberate simplifications: with `SO_REUSEPORT`, a second server started
+//! by the same user on the same fixed port would share it rather than fail;
+//! the kernel's hash does not rebalance long-lived connections, so a few
+//! connections may all land on one shard.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::rc::Rc;
+use std::thread::JoinHandle;
+
+use compio::net::TcpListener;
+use futures_util::future::{Either, select};
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+
+use crate::config::{Config, ConfigError};
+use crate::connection::serve_connection;
+use crate::driver::{IoDriver, driver_name};
+use crate::router::ShardMessage;
+use crate::shard::{PARTITIONS_FILE, ShardState, metadata_writer, saver};
+
+// ANCHOR: server_config
+/// How the broker runs. Every optimization is a switch, so each one's gain
+/// is measured in one binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address every shard listens on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Folder of the topics: `data/<topic>/<partition>/`.
+    pub data: PathBuf,
+    /// Number of shards (threads); one per core by default.
+    pub shards: usize,
+    /// Pin shard `n`'s thread to core `n` (modulo the cores).
+    pub pin: bool,
+    /// io_uring, polling, or compio's choice.
+    pub driver: IoDriver,
+    /// The partitions' storage settings (Direct I/O, fsync, segment size).
+    pub storage: Config,
+    /// The most bytes a frame may claim, checked before allocating.
+    pub max_frame_len: u32,
+}
+// ANCHOR_END: server_config
+
+impl ServerConfig {
+    /// Defaults: loopback port 7406, `rivulet-data`, a shard per core, pinned,
+    /// compio's driver choice, [`Config::default`] storage.
+    pub fn new() -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7406)),
+            data: PathBuf::from("rivulet-data"),
+            shards: cores(),
+            pin: true,
+            driver: IoDriver::Auto,
+            storage: Config::default(),
+            max_frame_len: crate::frame::DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig::new()
+    }
+}
+
+/// The cores this process may use (1 if the system will not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Why the server did not start or stop cleanly.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// A setting cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Listening, reading the data folder or starting a thread failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A shard could not start (its runtime, or recovering a partition).
+    #[error("shard {shard}: {reason}")]
+    Shard {
+        /// Which one.
+        shard: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A partition could not be written or synced at shutdown.
+    #[error("flushing at shutdown: {0}")]
+    Flush(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    driver: &'static str,
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+// ANCHOR: start
+/// Starts the broker's shards; returns once every shard listens and has
+/// recovered its partitions.
+pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    config.storage.validate()?;
+    let shards = config.shards.max(1);
+    let topics = existing_topics(&config.data)?;
+    let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
+    let addr = first
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(listener(addr).map_err(io(format!("listening on {addr}")))?);
+    }
+    // Every shard's inbox is made before any shard starts: each one gets the
+    // senders to all of them.
+    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| flume::unbounded()).unzip();
+    let (ready, started) = flume::unbounded();
+    let mut server = Server {
+        addr,
+        driver: "",
+        inboxes: inboxes.clone(),
+        threads: Vec::with_capacity(shards),
+    };
+    for (id, (inbox, listener)) in receivers.into_iter().zip(listeners).enumerate() {
+        let shard = Shard {
+            id,
+            inbox,
+            inboxes: inboxes.clone(),
+            listener,
+            config: config.clone(),
+            topics: topics.clone(),
+            ready: ready.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("rivulet-shard-{id}"))
+            .spawn(move || shard.run())
+            .map_err(io(format!("starting shard {id}")))?;
+        server.threads.push(thread);
+    }
+    drop(ready);
+    for _ in 0..shards {
+        match started.recv() {
+            Ok(Ok((0, driver))) => server.driver = driver,
+            Ok(Ok(_)) => {}
+            Ok(Err((shard, reason))) => return Err(ServerError::Shard { shard, reason }),
+            Err(_) => {
+                let reason = "stopped before it was ready".to_string();
+                return Err(ServerError::Shard { shard: 0, reason });
+            }
+        }
+    }
+    Ok(server)
+}
+// ANCHOR_END: start
+
+/// A listening socket that other sockets may share the port of.
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// The topics in `data` whose `partitions` file exists: the complete ones.
+fn existing_topics(data: &std::path::Path) -> Result<Vec<(u32, u32)>, ServerError> {
+    std::fs::create_dir_all(data).map_err(io(format!("creating {}", data.display())))?;
+    let mut topics = Vec::new();
+    for entry in std::fs::read_dir(data).map_err(io(format!("reading {}", data.display())))? {
+        let path = entry
+            .map_err(io(format!("reading {}", data.display())))?
+            .path();
+        let id = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.parse::<u32>().ok());
+        let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if let (Some(id), Some(count)) = (id, count) {
+            topics.push((id, count));
+        }
+    }
+    Ok(topics)
+}
+
+type Ready = Result<(usize, &'static str), (usize, String)>;
+
+/// What a shard thread starts with.
+struct Shard {
+    id: usize,
+    inbox: flume::Receiver<ShardMessage>,
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    topics: Vec<(u32, u32)>,
+    ready: flume::Sender<Ready>,
+}
+
+impl Shard {
+    // ANCHOR: shard_run
+    /// The shard's thread: its runtime (pinned to its core if asked), then
+    /// its recovery, then its inbox until told to finish.
+    fn run(self) {
+        let id = self.id;
+        let mut cpus = HashSet::new();
+        if self.config.pin {
+            // compio's own affinity support: the runtime builder pins the
+            // thread that builds it (CPUs the process may not use are dropped).
+            cpus.insert(id % cores());
+        }
+        let runtime = match self.config.driver.runtime_on(cpus) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = self.ready.send(Err((id, format!("io driver: {error}"))));
+                return;
+            }
+        };
+        let driver = driver_name(&runtime);
+        runtime.block_on(self.serve(driver));
+    }
+    // ANCHOR_END: shard_run
+
+    async fn serve(self, driver: &'static str) {
+        let Shard {
+            id,
+            inbox,
+            inboxes,
+            listener,
+            config,
+            topics,
+            ready,
+        } = self;
+        let fail = |reason: String| {
+            let _ = ready.send(Err((id, reason)));
+        };
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => return fail(format!("listener: {error}")),
+        };
+        let (stop, stopped) = flume::bounded(1);
+        let state = Rc::new(ShardState {
+            id,
+            inboxes,
+            config: config.storage.clone(),
+            data: config.data.clone(),
+            max_frame_len: config.max_frame_len,
+            partitions: Default::default(),
+            topics: Default::default(),
+            stop: std::cell::RefCell::new(Some(stop)),
+            stopped,
+            creates: Default::default(),
+        });
+        for &(topic, partitions) in &topics {
+            if let Err(error) = state.open_topic(topic, partitions).await {
+                return fail(format!("topic {topic}: {}", error.message));
+            }
+            state.publish(topic, partitions);
+        }
+        if id == 0 {
+            let (creates, queue) = flume::unbounded();
+            *state.creates.borrow_mut() = Some(creates);
+            compio::runtime::spawn(metadata_writer(Rc::clone(&state), queue)).detach();
+        }
+        compio::runtime::spawn(saver(Rc::clone(&state), config.storage.saver_interval)).detach();
+        // Each connection holds a clone of `alive`; when the accept loop and
+        // every connection have dropped theirs, `gone` reports disconnected.
+        let (alive, gone) = flume::bounded::<()>(1);
+        compio::runtime::spawn(accept(Rc::clone(&state), listener, alive)).detach();
+        let _ = ready.send(Ok((id, driver)));
+        drop(ready);
+        inbox_loop(state, inbox, gone).await;
+    }
+}
+
+// ANCHOR: inbox
+/// The shard's inbox: requests from other shards' connections, and the
+/// metadata and shutdown steps. Storage requests are handed straight to the
+/// partition's task, so a slow fsync on one partition never holds the inbox.
+async fn inbox_loop(
+    state: Rc<ShardState>,
+    inbox: flume::Receiver<ShardMessage>,
+    gone: flume::Receiver<()>,
+) {
+    let mut gone = Some(gone);
+    while let Ok(message) = inbox.recv_async().await {
+        match message {
+            ShardMessage::Storage { key, op } => state.to_local(key, op),
+            create @ ShardMessage::CreateTopic { .. } => {
+                let writer = state.creates.borrow().clone();
+                if let Some(writer) = writer {
+                    let _ = writer.send(create);
+                }
+            }
+            ShardMessage::Open {
+                topic,
+                partitions,
+                done,
+            } => {
+                let state = Rc::clone(&state);
+                compio::runtime::spawn(async move {
+                    let _ = done.send(state.open_topic(topic, partitions).await);
+                })
+                .detach();
+            }
+            ShardMessage::Publish {
+                topic,
+                partitions,
+                done,
+            } => {
+                state.publish(topic, partitions);
+                let _ = done.send(());
+            }
+            ShardMessage::Drain { done } => {
+                // Dropping the sender wakes the accept loop and every idle
+                // connection (their `stopped` receivers see it closed).
+                state.stop.borrow_mut().take();
+                if let Some(gone) = gone.take() {
+                    compio::runtime::spawn(async move {
+                        let _ = gone.recv_async().await; // Err: every connection ended
+                        let _ = done.send(());
+                    })
+                    .detach();
+                } else {
+                    let _ = done.send(());
+                }
+            }
+            ShardMessage::Finish { done } => {
+                let flushed = state.flush_all().await;
+                // Dropping the queues ends the partition tasks.
+                state.partitions.borrow_mut().clear();
+                let _ = done.send(flushed);
+                return;
+            }
+        }
+    }
+}
+// ANCHOR_END: inbox
+
+/// Accepts connections until the shard stops; each one is a task on this shard.
+async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Sender<()>) {
+    loop {
+        let accepted = {
+            let next = pin!(listener.accept());
+            let stopped = pin!(state.stopped.recv_async());
+            match select(next, stopped).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let alive = alive.clone();
+                let state = Rc::clone(&state);
+                compio::runtime::spawn(async move {
+                    serve_connection(state, stream).await;
+                    drop(alive);
+                })
+                .detach();
+            }
+            Err(error) => {
+                // Out of file descriptors, most likely: say so, and give
+                // connections a moment to close instead of spinning.
+                eprintln!("rivulet-server: shard {}: accept: {error}", state.id);
+                compio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl Server {
+    /// The address every shard listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The io driver the shards run on (`io-uring` or `polling`).
+    pub fn driver(&self) -> &'static str {
+        self.driver
+    }
+
+    /// Stops accepting, lets in-flight requests be answered, then writes and
+    /// syncs every partition and stops every shard.
+    pub fn shutdown(mut self) -> Result<(), ServerError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), ServerError> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        let mut waits = Vec::new();
+        for inbox in &self.inboxes {
+            let (done, wait) = flume::bounded(1);
+            if inbox.send(ShardMessage::Drain { done }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
+            let _ = wait.recv();
+        }
+        let mut waits = Vec::new();
+        for inbox in &self.inboxes {
+            let (done, wait) = flume::bounded(1);
+            if inbox.send(ShardMessage::Finish { done }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        let mut result = Ok(());
+        for wait in waits {
+            if let Ok(Err(error)) = wait.recv() {
+                result = result.and(Err(ServerError::Flush(error)));
+            }
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        result
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped without [`Server::shutdown`] still flushes and stops.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
