@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
 mod common;
+mod conformance;
 
-use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 
 use stage2_batching::FsyncPolicy;
@@ -43,55 +43,9 @@ async fn round_trip_records_come_back_with_offsets_and_valid_checksums() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_concurrent_producers_keep_each_partition_dense() {
-    const PRODUCERS: u64 = 6;
-    const BATCHES: u64 = 30;
     let dir = tempfile::tempdir().unwrap();
     let server = common::start(dir.path(), FsyncPolicy::Never).await;
-    let addr = server.addr();
-    Client::connect(addr)
-        .await
-        .unwrap()
-        .create_topic(3, 4)
-        .await
-        .unwrap();
-    let mut tasks = Vec::new();
-    for producer in 0..PRODUCERS {
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr).await.unwrap();
-            let mut placed = Vec::new();
-            for batch in 0..BATCHES {
-                let first_id = producer * 1000 + batch * 2;
-                let produced = client
-                    .produce(3, Partitioning::RoundRobin, common::messages(first_id, 2))
-                    .await
-                    .unwrap();
-                placed.push(produced);
-            }
-            placed
-        }));
-    }
-    let mut per_partition = vec![BTreeSet::new(); 4];
-    for task in tasks {
-        for produced in task.await.unwrap() {
-            for offset in produced.first_offset..produced.first_offset + u64::from(produced.count) {
-                assert!(
-                    per_partition[produced.partition as usize].insert(offset),
-                    "offset given twice"
-                );
-            }
-        }
-    }
-    let total: usize = per_partition.iter().map(BTreeSet::len).sum();
-    assert_eq!(total as u64, PRODUCERS * BATCHES * 2);
-    let mut client = Client::connect(addr).await.unwrap();
-    for (partition, offsets) in per_partition.iter().enumerate() {
-        assert_eq!(
-            offsets.iter().copied().collect::<Vec<_>>(),
-            (0..offsets.len() as u64).collect::<Vec<_>>()
-        );
-        let stored = client.poll(3, partition as u32, 0, 1000).await.unwrap();
-        assert_eq!(stored.len(), offsets.len());
-    }
+    conformance::concurrent_producers(server.addr()).await;
     server.shutdown().await.unwrap();
 }
 

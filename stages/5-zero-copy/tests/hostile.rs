@@ -5,143 +5,21 @@
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
 mod common;
-
-use std::net::SocketAddr;
-use std::time::Duration;
+#[path = "../../4-partitions/tests/conformance/mod.rs"]
+mod conformance;
 
 use proptest::prelude::*;
 use stage2_batching::FsyncPolicy;
 use stage3_tcp_server::protocol::BodyReader;
-use stage3_tcp_server::protocol::PutLe;
-use stage3_tcp_server::protocol::frame::{DEFAULT_MAX_FRAME_LEN, read_frame};
 use stage4_partitions::protocol::record::{Checksum, Record, decode_records, encode_records};
-use stage4_partitions::protocol::{Request as Stage4Request, Status, code};
-use stage4_partitions::{Client, Partitioning};
 use stage5_zero_copy::protocol::Request;
 use stage5_zero_copy::{BatchView, ReceivedBatch};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-fn frame(code: u16, correlation: u32, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.put_u32(6 + body.len() as u32);
-    bytes.put_u16(code);
-    bytes.put_u32(correlation);
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-async fn expect_error_then_close(addr: SocketAddr, bytes: &[u8], status: Status) -> String {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket.write_all(bytes).await.unwrap();
-    let wait = Duration::from_secs(5);
-    let reply = tokio::time::timeout(wait, read_frame(&mut socket, DEFAULT_MAX_FRAME_LEN))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(Status::from_code(reply.code), Some(status));
-    let mut rest = Vec::new();
-    assert!(matches!(
-        tokio::time::timeout(wait, socket.read_to_end(&mut rest)).await,
-        Ok(Ok(0))
-    ));
-    String::from_utf8(reply.body).unwrap()
-}
-
-async fn still_serves(client: &mut Client, id: u64) {
-    client
-        .produce(1, Partitioning::Explicit(0), [(id, b"ok".to_vec())])
-        .await
-        .unwrap();
-    let records = client.poll(1, 0, 0, 1000).await.unwrap();
-    assert_eq!(records.last().unwrap().id, id);
-}
-
-fn produce_body(payloads: &[Vec<u8>]) -> Vec<u8> {
-    let records = payloads
-        .iter()
-        .enumerate()
-        .map(|(n, payload)| Record {
-            offset: 0,
-            timestamp: 0,
-            id: n as u64,
-            payload: payload.clone(),
-        })
-        .collect();
-    Stage4Request::Produce {
-        topic: 1,
-        partitioning: Partitioning::RoundRobin,
-        records,
-    }
-    .encode()
-    .1
-}
 
 #[tokio::test]
 async fn hostile_frames_get_stage4_errors_and_a_normal_client_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::start(dir.path(), FsyncPolicy::Never).await;
-    let addr = server.addr();
-    // One well-behaved client, connected throughout.
-    let mut client = Client::connect(addr).await.unwrap();
-    client.create_topic(1, 2).await.unwrap();
-    still_serves(&mut client, 0).await;
-
-    // A length prefix over the limit: refused before anything is allocated.
-    let mut huge = Vec::new();
-    huge.put_u32(DEFAULT_MAX_FRAME_LEN + 1);
-    huge.put_u16(code::PRODUCE);
-    huge.put_u32(1);
-    expect_error_then_close(addr, &huge, Status::FrameTooLarge).await;
-    still_serves(&mut client, 1).await;
-
-    // Stage 3's append code is not a command here.
-    expect_error_then_close(addr, &frame(2, 1, &[0; 8]), Status::UnknownCommand).await;
-    still_serves(&mut client, 2).await;
-
-    // A partitioning kind that does not exist.
-    let mut body = Vec::new();
-    body.put_u32(1);
-    body.push(9);
-    let message =
-        expect_error_then_close(addr, &frame(code::PRODUCE, 3, &body), Status::Malformed).await;
-    assert!(message.contains("partitioning kind 9"), "{message}");
-    still_serves(&mut client, 3).await;
-
-    // A record count that lies.
-    let mut body = Vec::new();
-    body.put_u32(1);
-    body.push(1);
-    body.put_u32(u32::MAX);
-    let message =
-        expect_error_then_close(addr, &frame(code::PRODUCE, 4, &body), Status::Malformed).await;
-    assert!(message.contains("record count"), "{message}");
-    still_serves(&mut client, 4).await;
-
-    // A payload that runs past the body, and a body with a byte too many.
-    let mut body = produce_body(&[vec![1; 100]]);
-    body.truncate(body.len() - 50);
-    let message =
-        expect_error_then_close(addr, &frame(code::PRODUCE, 5, &body), Status::Malformed).await;
-    assert!(message.contains("payload"), "{message}");
-    let mut body = produce_body(&[vec![1; 10]]);
-    body.push(0);
-    expect_error_then_close(addr, &frame(code::PRODUCE, 6, &body), Status::Malformed).await;
-    still_serves(&mut client, 5).await;
-
-    // A poll body cut short.
-    expect_error_then_close(addr, &frame(code::POLL, 7, &[1, 0, 0]), Status::Malformed).await;
-    still_serves(&mut client, 6).await;
-
-    // Nothing hostile reached the log: partition 0 holds exactly ids 0..=6.
-    let ids: Vec<u64> = client
-        .poll(1, 0, 0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(ids, (0..=6).collect::<Vec<_>>());
+    conformance::hostile(server.addr()).await;
     server.shutdown().await.unwrap();
 }
 

@@ -5,20 +5,17 @@
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
+#[path = "../../4-partitions/tests/conformance/mod.rs"]
+mod conformance;
+
 use std::ffi::OsStr;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use stage3_tcp_server::process::ServerProcess;
-use stage3_tcp_server::protocol::PutLe;
-use stage3_tcp_server::protocol::frame::{DEFAULT_MAX_FRAME_LEN, read_frame};
 use stage4_partitions::protocol::record::Record;
-use stage4_partitions::protocol::{Status, code};
-use stage4_partitions::{Client, ClientError, Partitioning};
+use stage4_partitions::{Client, Partitioning};
 use stage6_broker::router::owner;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The drivers every networked test runs on: compio's choice (io_uring where
 /// the kernel allows it) and the polling fallback.
@@ -135,106 +132,16 @@ fn shards_answer_requests_for_partitions_on_other_shards() {
 }
 
 #[test]
-fn partitionings_explicit_round_robin_and_key_place_batches_as_stage4() {
+fn partitionings_and_errors_behave_as_in_stage4() {
     for driver in DRIVERS {
         let dir = tempfile::tempdir().unwrap();
         let server = spawn(dir.path(), driver, &[]);
         runtime().block_on(async {
-            let mut client = Client::connect(server.addr()).await.unwrap();
-            client.create_topic(1, 4).await.unwrap();
-            // Round robin: one connection's batches take the partitions in turn.
-            let mut placed = Vec::new();
-            for n in 0..8 {
-                let produced = client
-                    .produce(1, Partitioning::RoundRobin, messages(n, 1))
-                    .await
-                    .unwrap();
-                placed.push(produced.partition);
-            }
-            let mut counts = [0; 4];
-            placed.iter().for_each(|&p| counts[p as usize] += 1);
-            assert_eq!(counts, [2; 4], "{placed:?}");
-            // Key: crc32c(key) % partitions, the same partition every time.
-            let key = b"customer-42".to_vec();
-            let expected = crc32c::crc32c(&key) % 4;
-            for n in 0..3 {
-                let produced = client
-                    .produce(1, Partitioning::Key(key.clone()), messages(100 + n, 2))
-                    .await
-                    .unwrap();
-                assert_eq!(produced.partition, expected);
-            }
-            // Explicit: there, or an error that keeps the connection.
-            let produced = client
-                .produce(1, Partitioning::Explicit(3), messages(200, 1))
-                .await
-                .unwrap();
-            assert_eq!(produced.partition, 3);
-            let missing = client
-                .produce(1, Partitioning::Explicit(4), messages(201, 1))
-                .await
-                .unwrap_err();
-            assert!(matches!(
-                missing,
-                ClientError::Server {
-                    status: Some(Status::PartitionNotFound),
-                    ..
-                }
-            ));
-            let missing = client.poll(9, 0, 0, 10).await.unwrap_err();
-            assert!(matches!(
-                missing,
-                ClientError::Server {
-                    status: Some(Status::TopicNotFound),
-                    ..
-                }
-            ));
-            let total: usize = {
-                let mut total = 0;
-                for partition in 0..4 {
-                    total += poll_all(&mut client, 1, partition).await.len();
-                }
-                total
-            };
-            assert_eq!(total, 8 + 3 * 2 + 1);
+            conformance::partitioning(server.addr()).await;
+            conformance::errors(server.addr()).await;
         });
         assert!(server.terminate().unwrap().success());
     }
-}
-
-fn frame(code: u16, correlation: u32, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    bytes.put_u32(6 + body.len() as u32);
-    bytes.put_u16(code);
-    bytes.put_u32(correlation);
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-async fn expect_error_then_close(addr: SocketAddr, bytes: &[u8], status: Status) -> String {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket.write_all(bytes).await.unwrap();
-    let wait = Duration::from_secs(5);
-    let reply = tokio::time::timeout(wait, read_frame(&mut socket, DEFAULT_MAX_FRAME_LEN))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(Status::from_code(reply.code), Some(status));
-    let mut rest = Vec::new();
-    assert!(matches!(
-        tokio::time::timeout(wait, socket.read_to_end(&mut rest)).await,
-        Ok(Ok(0))
-    ));
-    String::from_utf8(reply.body).unwrap()
-}
-
-async fn still_serves(client: &mut Client, id: u64) {
-    client
-        .produce(1, Partitioning::Explicit(0), [(id, b"ok".to_vec())])
-        .await
-        .unwrap();
-    let records = client.poll(1, 0, 0, 1000).await.unwrap();
-    assert_eq!(records.last().unwrap().id, id);
 }
 
 #[test]
@@ -242,56 +149,7 @@ fn hostile_frames_get_errors_and_closed_connections_while_a_client_keeps_working
     for driver in DRIVERS {
         let dir = tempfile::tempdir().unwrap();
         let server = spawn(dir.path(), driver, &[]);
-        runtime().block_on(async {
-            let addr = server.addr();
-            let mut client = Client::connect(addr).await.unwrap();
-            client.create_topic(1, 2).await.unwrap();
-            still_serves(&mut client, 0).await;
-
-            // A length prefix over the limit: refused before anything is allocated.
-            let mut huge = Vec::new();
-            huge.put_u32(u32::MAX);
-            huge.put_u16(code::PRODUCE);
-            huge.put_u32(1);
-            expect_error_then_close(addr, &huge, Status::FrameTooLarge).await;
-            still_serves(&mut client, 1).await;
-            // Shorter than a header's code and correlation.
-            let mut short = Vec::new();
-            short.put_u32(2);
-            short.extend_from_slice(&[0; 6]);
-            expect_error_then_close(addr, &short, Status::Malformed).await;
-            // Not a command of this protocol.
-            expect_error_then_close(addr, &frame(2, 1, &[0; 8]), Status::UnknownCommand).await;
-            // A partitioning kind that does not exist.
-            let mut body = Vec::new();
-            body.put_u32(1);
-            body.push(9);
-            let message =
-                expect_error_then_close(addr, &frame(code::PRODUCE, 3, &body), Status::Malformed)
-                    .await;
-            assert!(message.contains("partitioning"), "{message}");
-            // A count that lies, and a payload length that runs past the body.
-            let mut body = Vec::new();
-            body.put_u32(1);
-            body.push(1);
-            body.put_u32(u32::MAX);
-            expect_error_then_close(addr, &frame(code::PRODUCE, 4, &body), Status::Malformed).await;
-            let mut body = Vec::new();
-            body.put_u32(1);
-            body.push(1);
-            body.put_u32(1);
-            body.extend_from_slice(&[0; 4]);
-            body.put_u32(1000); // payload_len, with no payload after the header
-            body.extend_from_slice(&[0; 24]);
-            expect_error_then_close(addr, &frame(code::PRODUCE, 5, &body), Status::Malformed).await;
-            // A poll body cut short.
-            expect_error_then_close(addr, &frame(code::POLL, 7, &[1, 0, 0]), Status::Malformed)
-                .await;
-            still_serves(&mut client, 2).await;
-            // Nothing hostile reached the log.
-            let records = poll_all(&mut client, 1, 0).await;
-            assert_eq!(ids(&records), [0, 1, 2]);
-        });
+        runtime().block_on(conformance::hostile(server.addr()));
         assert!(server.terminate().unwrap().success());
     }
 }
