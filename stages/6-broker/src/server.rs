@@ -44,7 +44,7 @@ use crate::config::{Config, ConfigError};
 use crate::connection::serve_connection;
 use crate::driver::{IoDriver, driver_name};
 use crate::router::ShardMessage;
-use crate::shard::{PARTITIONS_FILE, ShardState, metadata_writer, saver};
+use crate::shard::{ShardState, metadata_writer, saver};
 
 // ANCHOR: server_config
 /// How the broker runs. Every optimization is a switch, so each one's gain
@@ -143,6 +143,9 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
     config.storage.validate()?;
     let shards = config.shards.max(1);
     let topics = existing_topics(&config.data)?;
+    if config.storage.direct_io {
+        check_direct_io(&config.data)?;
+    }
     let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
     let addr = first
         .local_addr()
@@ -204,25 +207,37 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 /// The topics in `data` whose `partitions` file exists: the complete ones.
+/// Stage 4 lays topics out the same way and knows how to find them.
 fn existing_topics(data: &std::path::Path) -> Result<Vec<(u32, u32)>, ServerError> {
-    std::fs::create_dir_all(data).map_err(io(format!("creating {}", data.display())))?;
-    let mut topics = Vec::new();
-    for entry in std::fs::read_dir(data).map_err(io(format!("reading {}", data.display())))? {
-        let path = entry
-            .map_err(io(format!("reading {}", data.display())))?
-            .path();
-        let id = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .and_then(|name| name.parse::<u32>().ok());
-        let count = std::fs::read_to_string(path.join(PARTITIONS_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok());
-        if let (Some(id), Some(count)) = (id, count) {
-            topics.push((id, count));
-        }
-    }
-    Ok(topics)
+    stage4_partitions::topics::topics_on_disk(data).map_err(|error| ServerError::Io {
+        what: format!("reading {}", data.display()),
+        source: std::io::Error::other(error.message),
+    })
+}
+
+/// Fails at start, with a message an operator can act on, when the data
+/// folder cannot do Direct I/O (tmpfs before Linux 6.6, some network file
+/// systems), rather than at the first create-topic with a storage error.
+/// (Not covered by a test: the development kernel's tmpfs accepts O_DIRECT,
+/// and no file system without it can be mounted in the test environment.)
+fn check_direct_io(data: &std::path::Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = data.join(".direct-io-probe");
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    opened.map(drop).map_err(|source| ServerError::Io {
+        what: format!(
+            "Direct I/O (O_DIRECT) is not supported in {}: use --direct-io off, or a data \
+             folder on ext4 or xfs",
+            data.display()
+        ),
+        source,
+    })
 }
 
 type Ready = Result<(usize, &'static str), (usize, String)>;
