@@ -25,7 +25,7 @@ use stage1_file_log::Message;
 use stage2_batching::{Batcher, Config, FsyncPolicy};
 use stage3_tcp_server::ServeError;
 use stage3_tcp_server::connection::{ReplyBody, Service};
-use stage3_tcp_server::streams::{SharedStream, blocking, keep_within, saver, saver_period};
+use stage3_tcp_server::streams::{blocking, keep_within, saver, saver_period};
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
 
@@ -114,19 +114,129 @@ impl TopicsConfig {
 }
 
 // ANCHOR: topic
-/// A topic: its partitions, each behind its own lock.
+/// A topic: its partitions, each behind its own lock. `P` is what a partition
+/// is: stage 2's batcher here, stage 5's partition of wire records there.
 #[derive(Debug)]
-pub struct Topic {
-    partitions: Vec<SharedStream>,
+pub struct Topic<P = Batcher> {
+    partitions: Vec<Arc<AsyncRwLock<P>>>,
     next_round_robin: AtomicU32,
 }
 // ANCHOR_END: topic
+
+impl<P> Topic<P> {
+    /// The partition a batch goes to ([`choose_partition`]).
+    pub fn choose(&self, partitioning: &Partitioning) -> Result<u32, ServeError> {
+        choose_partition(
+            partitioning,
+            self.partitions.len() as u32,
+            &self.next_round_robin,
+        )
+    }
+
+    /// Partition `partition`, or the protocol's "partition not found".
+    pub fn partition(&self, partition: u32) -> Result<&Arc<AsyncRwLock<P>>, ServeError> {
+        self.partitions.get(partition as usize).ok_or_else(|| {
+            status(
+                Status::PartitionNotFound,
+                format!(
+                    "partition {partition} does not exist; the topic has {}",
+                    self.partitions.len()
+                ),
+            )
+        })
+    }
+
+    /// Every partition, in order.
+    pub fn partitions(&self) -> &[Arc<AsyncRwLock<P>>] {
+        &self.partitions
+    }
+}
+
+/// The topics of a server by id, and their folders: what stages 4 and 5 share
+/// whatever their partitions are. The map's lock is a `std::sync::RwLock`,
+/// held only to look up or insert, never across an `.await`.
+#[derive(Debug)]
+pub struct TopicMap<P> {
+    data_dir: PathBuf,
+    topics: RwLock<HashMap<u32, Arc<Topic<P>>>>,
+}
+
+impl<P: Send + Sync + 'static> TopicMap<P> {
+    /// An empty map of topics kept under `data_dir`.
+    pub fn new(data_dir: &Path) -> TopicMap<P> {
+        TopicMap {
+            data_dir: data_dir.to_path_buf(),
+            topics: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The complete topics on disk ([`topics_on_disk`]), to open at start.
+    pub fn on_disk(&self) -> Result<Vec<(u32, u32)>, ServeError> {
+        topics_on_disk(&self.data_dir)
+    }
+
+    /// Topic `topic`, or the protocol's "topic not found".
+    pub fn get(&self, topic: u32) -> Result<Arc<Topic<P>>, ServeError> {
+        let map = self.topics.read().map_err(|_| ServeError::poisoned())?;
+        map.get(&topic).cloned().ok_or_else(|| {
+            status(
+                Status::TopicNotFound,
+                format!("topic {topic} does not exist; create it first"),
+            )
+        })
+    }
+
+    /// Every topic.
+    pub fn all(&self) -> Result<Vec<Arc<Topic<P>>>, ServeError> {
+        let map = self.topics.read().map_err(|_| ServeError::poisoned())?;
+        Ok(map.values().cloned().collect())
+    }
+
+    /// Creates `topic` with `partitions` partitions, each opened (and recovered)
+    /// by `open(partition, folder, now)` on a blocking thread; returns the new
+    /// topic, or `None` if it existed already with as many partitions.
+    pub async fn create<F>(
+        &self,
+        topic: u32,
+        partitions: u32,
+        open: F,
+    ) -> Result<Option<Arc<Topic<P>>>, ServeError>
+    where
+        F: Fn(u32, PathBuf, std::time::Instant) -> Result<P, ServeError> + Clone + Send + 'static,
+    {
+        let existing = self.get(topic).ok().map(|t| t.partitions.len());
+        if !must_create(topic, partitions, existing)? {
+            return Ok(None);
+        }
+        let dir = self.data_dir.join(topic.to_string());
+        let mut opened = Vec::new();
+        for partition in 0..partitions {
+            let (open, dir) = (open.clone(), dir.join(partition.to_string()));
+            let now = tokio::time::Instant::now().into_std();
+            let one = tokio::task::spawn_blocking(move || open(partition, dir, now))
+                .await
+                .map_err(ServeError::storage)??;
+            opened.push(Arc::new(AsyncRwLock::new(one)));
+        }
+        mark_complete(&dir, partitions)?;
+        let new = Arc::new(Topic {
+            partitions: opened,
+            next_round_robin: AtomicU32::new(0),
+        });
+        let mut map = self.topics.write().map_err(|_| ServeError::poisoned())?;
+        if map.contains_key(&topic) {
+            return Ok(None); // created meanwhile by another connection
+        }
+        map.insert(topic, Arc::clone(&new));
+        Ok(Some(new))
+    }
+}
 
 /// Every topic of the server.
 #[derive(Debug)]
 pub struct Topics {
     config: TopicsConfig,
-    topics: RwLock<HashMap<u32, Arc<Topic>>>,
+    topics: TopicMap<Batcher>,
     savers: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -142,11 +252,11 @@ impl Topics {
     /// Opens every complete topic in the data directory.
     pub async fn open(config: TopicsConfig) -> Result<Arc<Topics>, ServeError> {
         let topics = Arc::new(Topics {
+            topics: TopicMap::new(&config.data_dir),
             config,
-            topics: RwLock::new(HashMap::new()),
             savers: std::sync::Mutex::new(Vec::new()),
         });
-        for (id, count) in topics_on_disk(&topics.config.data_dir)? {
+        for (id, count) in topics.topics.on_disk()? {
             topics.create(id, count).await?;
         }
         Ok(topics)
@@ -154,54 +264,20 @@ impl Topics {
 
     /// Creates `topic` with `partitions` partitions; fine if it exists with as many.
     pub async fn create(self: &Arc<Self>, topic: u32, partitions: u32) -> Result<(), ServeError> {
-        let existing = self.topic(topic).ok().map(|t| t.partitions.len());
-        if !must_create(topic, partitions, existing)? {
+        let config = self.config.partition.clone();
+        let open = move |partition, dir: PathBuf, now| {
+            Batcher::open(partition, &dir, config.clone(), now).map_err(ServeError::from)
+        };
+        let Some(new) = self.topics.create(topic, partitions, open).await? else {
             return Ok(());
-        }
-        let dir = self.config.data_dir.join(topic.to_string());
-        let mut opened = Vec::new();
-        for partition in 0..partitions {
-            let dir = dir.join(partition.to_string());
-            let config = self.config.partition.clone();
-            let now = tokio::time::Instant::now().into_std();
-            let batcher = blocking(move || Batcher::open(partition, &dir, config, now)).await?;
-            opened.push(Arc::new(AsyncRwLock::new(batcher)));
-        }
-        mark_complete(&dir, partitions)?;
-        let new = Arc::new(Topic {
-            partitions: opened,
-            next_round_robin: AtomicU32::new(0),
-        });
-        {
-            let mut map = self.topics.write().map_err(|_| ServeError::poisoned())?;
-            if map.contains_key(&topic) {
-                return Ok(()); // created meanwhile by another connection
-            }
-            map.insert(topic, Arc::clone(&new));
-        }
+        };
         let period = saver_period(&self.config.partition);
         if let Ok(mut savers) = self.savers.lock() {
-            for partition in &new.partitions {
+            for partition in new.partitions() {
                 savers.push(tokio::spawn(saver(Arc::clone(partition), period)));
             }
         }
         Ok(())
-    }
-
-    fn topic(&self, topic: u32) -> Result<Arc<Topic>, ServeError> {
-        let map = self.topics.read().map_err(|_| ServeError::poisoned())?;
-        map.get(&topic).cloned().ok_or_else(|| {
-            status(
-                Status::TopicNotFound,
-                format!("topic {topic} does not exist; create it first"),
-            )
-        })
-    }
-
-    /// The partition a batch goes to.
-    fn choose(topic: &Topic, partitioning: &Partitioning) -> Result<u32, ServeError> {
-        let count = topic.partitions.len() as u32;
-        choose_partition(partitioning, count, &topic.next_round_robin)
     }
 
     // ANCHOR: produce
@@ -213,12 +289,10 @@ impl Topics {
         partitioning: &Partitioning,
         messages: Vec<Message>,
     ) -> Result<Vec<u8>, ServeError> {
-        let topic = self.topic(topic)?;
-        let partition = Self::choose(&topic, partitioning)?;
+        let topic = self.topics.get(topic)?;
+        let partition = topic.choose(partitioning)?;
         let count = messages.len() as u32; // bounded by the frame size
-        let mut guard = Arc::clone(&topic.partitions[partition as usize])
-            .write_owned()
-            .await;
+        let mut guard = Arc::clone(topic.partition(partition)?).write_owned().await;
         let now = tokio::time::Instant::now().into_std();
         let appended = blocking(move || guard.append(messages, now)).await?;
         Ok(Response::produced(
@@ -239,18 +313,9 @@ impl Topics {
         offset: u64,
         count: u32,
     ) -> Result<Vec<u8>, ServeError> {
-        let topic = self.topic(topic)?;
-        let stream = topic.partitions.get(partition as usize).ok_or_else(|| {
-            status(
-                Status::PartitionNotFound,
-                format!(
-                    "partition {partition} does not exist; the topic has {}",
-                    topic.partitions.len()
-                ),
-            )
-        })?;
+        let stream = self.topics.get(topic)?.partition(partition)?.clone();
         let count = u64::from(count.min(self.config.max_poll_records));
-        let guard = Arc::clone(stream).read_owned().await;
+        let guard = stream.read_owned().await;
         let mut messages = blocking(move || guard.poll(offset, count)).await?;
         keep_within(&mut messages, self.config.max_poll_bytes);
         let mut body = Vec::new();
@@ -269,11 +334,8 @@ impl Topics {
         if let Ok(mut savers) = self.savers.lock() {
             savers.drain(..).for_each(|saver| saver.abort());
         }
-        let topics: Vec<Arc<Topic>> = match self.topics.read() {
-            Ok(map) => map.values().cloned().collect(),
-            Err(_) => return Err(ServeError::poisoned()),
-        };
-        for partition in topics.iter().flat_map(|topic| &topic.partitions) {
+        let topics = self.topics.all()?;
+        for partition in topics.iter().flat_map(|topic| topic.partitions()) {
             let mut guard = Arc::clone(partition).write_owned().await;
             let now = tokio::time::Instant::now().into_std();
             blocking(move || guard.flush(now)).await?;

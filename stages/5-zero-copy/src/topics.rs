@@ -6,18 +6,17 @@
 //! Topic:      partitions: Vec<Arc<RwLock<Partition>>>  one lock per partition
 //! ```
 //!
-//! Stage 4's `Topics` is written for its batcher, so this one is stage 5's own;
-//! what does not change is reused: stage 4's configuration (`TopicsConfig`),
-//! its partition choice (`choose_partition`), statuses and error messages, and
-//! stage 3's server, which drives this through the `Service` trait.
+//! The map of topics, their folders, creation and partition choice are stage
+//! 4's (`TopicMap`, `Topic`, generic over what a partition is); what is stage
+//! 5's own is what a produce and a poll do with a partition, and its saver.
+//! Stage 3's server drives this through the `Service` trait.
 //!
 //! On disk: `data_dir/<topic>/<partition>/` holds a [`Partition`]'s files, and
 //! `data_dir/<topic>/partitions` the partition count, written last, so a topic
 //! whose creation was interrupted is not loaded half-made.
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stage2_batching::FsyncPolicy;
@@ -26,10 +25,8 @@ use stage3_tcp_server::connection::{ReplyBody, Service};
 use stage3_tcp_server::streams::saver_period;
 use stage4_partitions::TopicsConfig;
 use stage4_partitions::protocol::record::RecordError;
-use stage4_partitions::protocol::{Partitioning, Response, Status};
-use stage4_partitions::topics::{
-    choose_partition, mark_complete, must_create, status, topics_on_disk,
-};
+use stage4_partitions::protocol::{Partitioning, Response};
+use stage4_partitions::topics::TopicMap;
 use tokio::sync::RwLock as AsyncRwLock;
 use tokio::task::JoinHandle;
 
@@ -41,18 +38,11 @@ use crate::protocol::Request;
 /// One partition behind its lock, shared by connections and its saver.
 pub type SharedPartition = Arc<AsyncRwLock<Partition>>;
 
-/// A topic: its partitions, each behind its own lock.
-#[derive(Debug)]
-pub struct Topic {
-    partitions: Vec<SharedPartition>,
-    next_round_robin: AtomicU32,
-}
-
 /// Every topic of the server.
 #[derive(Debug)]
 pub struct Topics {
     config: TopicsConfig,
-    topics: RwLock<HashMap<u32, Arc<Topic>>>,
+    topics: TopicMap<Partition>,
     savers: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -60,11 +50,11 @@ impl Topics {
     /// Opens every complete topic in the data directory (recovering each partition).
     pub async fn open(config: TopicsConfig) -> Result<Arc<Topics>, ServeError> {
         let topics = Arc::new(Topics {
+            topics: TopicMap::new(&config.data_dir),
             config,
-            topics: RwLock::new(HashMap::new()),
             savers: std::sync::Mutex::new(Vec::new()),
         });
-        for (id, count) in topics_on_disk(&topics.config.data_dir)? {
+        for (id, count) in topics.topics.on_disk()? {
             topics.create(id, count).await?;
         }
         Ok(topics)
@@ -72,64 +62,24 @@ impl Topics {
 
     /// Creates `topic` with `partitions` partitions; fine if it exists with as many.
     pub async fn create(self: &Arc<Self>, topic: u32, partitions: u32) -> Result<(), ServeError> {
-        let existing = self.topic(topic).ok().map(|t| t.partitions.len());
-        if !must_create(topic, partitions, existing)? {
+        let config = self.config.partition.clone();
+        let open = move |_, dir: PathBuf, now| {
+            Partition::open(&dir, config.clone(), now).map_err(ServeError::from)
+        };
+        let Some(new) = self.topics.create(topic, partitions, open).await? else {
             return Ok(());
-        }
-        let dir = self.config.data_dir.join(topic.to_string());
-        let mut opened = Vec::new();
-        for partition in 0..partitions {
-            let dir = dir.join(partition.to_string());
-            let config = self.config.partition.clone();
-            let now = tokio::time::Instant::now().into_std();
-            let opened_partition = blocking(move || Partition::open(&dir, config, now)).await?;
-            opened.push(Arc::new(AsyncRwLock::new(opened_partition)));
-        }
-        mark_complete(&dir, partitions)?;
-        let new = Arc::new(Topic {
-            partitions: opened,
-            next_round_robin: AtomicU32::new(0),
-        });
-        {
-            let mut map = self.topics.write().map_err(|_| ServeError::poisoned())?;
-            if map.contains_key(&topic) {
-                return Ok(()); // created meanwhile by another connection
-            }
-            map.insert(topic, Arc::clone(&new));
-        }
+        };
         // Only the policies that sync later need a saver.
         let fsync = self.config.partition.fsync;
         if matches!(fsync, FsyncPolicy::EveryBatch | FsyncPolicy::Interval(_)) {
             let period = saver_period(&self.config.partition);
             if let Ok(mut savers) = self.savers.lock() {
-                for partition in &new.partitions {
+                for partition in new.partitions() {
                     savers.push(tokio::spawn(saver(Arc::clone(partition), period)));
                 }
             }
         }
         Ok(())
-    }
-
-    fn topic(&self, topic: u32) -> Result<Arc<Topic>, ServeError> {
-        let map = self.topics.read().map_err(|_| ServeError::poisoned())?;
-        map.get(&topic).cloned().ok_or_else(|| {
-            status(
-                Status::TopicNotFound,
-                format!("topic {topic} does not exist; create it first"),
-            )
-        })
-    }
-
-    fn partition(topic: &Topic, partition: u32) -> Result<&SharedPartition, ServeError> {
-        topic.partitions.get(partition as usize).ok_or_else(|| {
-            status(
-                Status::PartitionNotFound,
-                format!(
-                    "partition {partition} does not exist; the topic has {}",
-                    topic.partitions.len()
-                ),
-            )
-        })
     }
 
     // ANCHOR: produce
@@ -141,11 +91,9 @@ impl Topics {
         partitioning: &Partitioning,
         mut batch: ReceivedBatch,
     ) -> Result<Vec<u8>, ServeError> {
-        let topic = self.topic(topic)?;
-        let count = topic.partitions.len() as u32;
-        let partition = choose_partition(partitioning, count, &topic.next_round_robin)?;
-        let shared = Self::partition(&topic, partition)?;
-        let mut guard = Arc::clone(shared).write_owned().await;
+        let topic = self.topics.get(topic)?;
+        let partition = topic.choose(partitioning)?;
+        let mut guard = Arc::clone(topic.partition(partition)?).write_owned().await;
         let now = tokio::time::Instant::now().into_std();
         let appended = blocking(move || guard.append(&mut batch, now_micros(), now)).await?;
         let count = (appended.offsets.end - appended.offsets.start) as u32; // from a u32 count
@@ -168,11 +116,10 @@ impl Topics {
         offset: u64,
         count: u32,
     ) -> Result<ReplyBody, ServeError> {
-        let topic = self.topic(topic)?;
-        let shared = Self::partition(&topic, partition)?;
+        let shared = self.topics.get(topic)?.partition(partition)?.clone();
         let max_records = count.min(self.config.max_poll_records);
         let max_bytes = self.config.max_poll_bytes;
-        let guard = Arc::clone(shared).read_owned().await;
+        let guard = shared.read_owned().await;
         let polled: Polled = blocking(move || guard.read(offset, max_records, max_bytes)).await?;
         Ok(ReplyBody::counted(polled.count, polled.records))
     }
@@ -183,11 +130,8 @@ impl Topics {
         if let Ok(mut savers) = self.savers.lock() {
             savers.drain(..).for_each(|saver| saver.abort());
         }
-        let topics: Vec<Arc<Topic>> = match self.topics.read() {
-            Ok(map) => map.values().cloned().collect(),
-            Err(_) => return Err(ServeError::poisoned()),
-        };
-        for partition in topics.iter().flat_map(|topic| &topic.partitions) {
+        let topics = self.topics.all()?;
+        for partition in topics.iter().flat_map(|topic| topic.partitions()) {
             let mut guard = Arc::clone(partition).write_owned().await;
             let now = tokio::time::Instant::now().into_std();
             blocking(move || guard.flush(now)).await?;
