@@ -179,21 +179,7 @@ fn main() -> anyhow::Result<()> {
                 "raw O_DIRECT write, compio",
             ),
         ];
-        for (id, elapsed, series) in raws {
-            suite.record(Row {
-                series: Some(series.to_string()),
-                x: Some(kib),
-                ..row(
-                    &id,
-                    RowKind::Raw,
-                    "",
-                    group.block as u64,
-                    elapsed,
-                    blocks,
-                    None,
-                )
-            });
-        }
+        record_raw_rows(&mut suite, kib, group.block as u64, blocks, raws);
     }
 
     suite.custom_group(
@@ -233,21 +219,7 @@ fn main() -> anyhow::Result<()> {
                 "raw O_DIRECT read, compio",
             ),
         ];
-        for (id, elapsed, series) in raws {
-            suite.record(Row {
-                series: Some(series.to_string()),
-                x: Some(kib),
-                ..row(
-                    &id,
-                    RowKind::Raw,
-                    "",
-                    group.block as u64,
-                    elapsed,
-                    blocks,
-                    None,
-                )
-            });
-        }
+        record_raw_rows(&mut suite, kib, group.block as u64, blocks, raws);
     }
 
     let mb_s = |elapsed: &Duration| total as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6;
@@ -471,4 +443,21 @@ async fn raw_compio_rw(dir: &Path, block: usize, total: u64) -> anyhow::Result<R
     let read = start.elapsed();
     std::fs::remove_file(dir.join("raw-compio"))?;
     Ok(Raw { write, read })
+}
+
+/// The two raw rows of a write size (blocking and compio), one block per call.
+fn record_raw_rows(
+    suite: &mut Suite,
+    kib: u64,
+    block: u64,
+    blocks: u64,
+    raws: [(String, Duration, &str); 2],
+) {
+    for (id, elapsed, series) in raws {
+        suite.record(Row {
+            series: Some(series.to_string()),
+            x: Some(kib),
+            ..row(&id, RowKind::Raw, "", block, elapsed, blocks, None)
+        });
+    }
 }
