@@ -43,12 +43,14 @@
 //! [`server`].
 
 pub mod aligned;
+pub mod api;
 pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod error;
 pub mod frame;
 pub mod index;
+pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod record;
