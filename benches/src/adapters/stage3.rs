@@ -49,8 +49,14 @@ impl Stage3Target {
     }
 }
 
+/// One connection of a [`Stage3Target`]: stage 3's client, wrapped because
+/// the `Connection` trait lives in `rivulet-loadgen` now and the orphan rule
+/// forbids implementing a foreign trait on a foreign type.
+#[derive(Debug)]
+pub struct Stage3Connection(Client);
+
 impl Target for Stage3Target {
-    type Connection = Client;
+    type Connection = Stage3Connection;
 
     fn name(&self) -> String {
         "stage3".to_string()
@@ -68,18 +74,18 @@ impl Target for Stage3Target {
         Ok(())
     }
 
-    async fn connect(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(self.addr).await?)
+    async fn connect(&self) -> anyhow::Result<Stage3Connection> {
+        Ok(Stage3Connection(Client::connect(self.addr).await?))
     }
 }
 
-impl Connection for Client {
+impl Connection for Stage3Connection {
     async fn produce(&mut self, partition: u32, payloads: &[Vec<u8>]) -> anyhow::Result<u64> {
         let messages = payloads
             .iter()
             .map(|p| Message::new(0, p.clone()))
             .collect();
-        match self.append(partition, messages).await? {
+        match self.0.append(partition, messages).await? {
             Response::Appended { first_offset, .. } => Ok(first_offset),
             other => anyhow::bail!("unexpected response {other:?}"),
         }
@@ -91,7 +97,7 @@ impl Connection for Client {
         offset: u64,
         count: u32,
     ) -> anyhow::Result<Vec<Polled>> {
-        let messages = Client::poll(self, partition, offset, count).await?;
+        let messages = self.0.poll(partition, offset, count).await?;
         Ok(messages
             .into_iter()
             .map(|m| Polled {

@@ -22,7 +22,7 @@
 
 use rivulet_datasets::Payloads;
 
-use super::config::{LoadConfig, TIMESTAMP_LEN};
+use crate::config::{LoadConfig, TIMESTAMP_LEN};
 
 /// Distinct payloads per producer (rounded up to whole batches).
 pub const POOL_MESSAGES: usize = 1024;

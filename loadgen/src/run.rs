@@ -47,13 +47,13 @@ use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use tokio::time::timeout;
 
-use super::clock::Clock;
-use super::config::{LoadConfig, Mode, Stop, Warmup};
-use super::error::{Actor, LoadError};
-use super::histogram::{self, Percentiles, record};
-use super::payload::{self, BatchPool};
-use super::report::{Figures, Side};
-use super::target::{Connection, Target};
+use crate::clock::Clock;
+use crate::config::{LoadConfig, Mode, Stop, Warmup};
+use crate::error::{Actor, LoadError};
+use crate::histogram::{self, Percentiles, record};
+use crate::payload::{self, BatchPool};
+use crate::report::{Figures, Side};
+use crate::target::{Connection, Target};
 
 /// Empty poll rounds a consumer retries at once (yielding to other tasks)
 /// before it starts sleeping between polls. Spinning forever was rejected: on
@@ -194,6 +194,26 @@ impl Shared {
 
 fn nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// [`run`] for a caller without a Tokio runtime (stage 6's `rivulet bench`,
+/// whose broker runs on compio, not Tokio): starts a multi-threaded runtime
+/// with `threads` workers, runs, and stops it. Rejected: making the CLI
+/// depend on Tokio itself, one more runtime choice for a binary that needs
+/// it only here.
+pub fn run_blocking<T: Target>(
+    target: &T,
+    config: &LoadConfig,
+    progress: &ProgressBar,
+    threads: usize,
+) -> Result<RunOutcome, LoadError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("rivulet-loadgen")
+        .enable_all()
+        .build()
+        .map_err(LoadError::Runtime)?;
+    runtime.block_on(run(target, config, progress))
 }
 
 /// Runs `config` against `target` and returns what it measured.

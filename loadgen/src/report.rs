@@ -14,10 +14,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::config::{LoadConfig, Stop};
-use super::histogram::{Percentiles, labelled};
+use crate::config::{LoadConfig, Stop};
+use crate::histogram::{Percentiles, labelled};
+use crate::latency::duration;
 use crate::machine::{self, Machine};
-use crate::report::duration;
 
 /// Throughput and latency of one side (producers or consumers), over the
 /// post-warmup window: from the end of the warmup to that side's last
@@ -149,7 +149,7 @@ impl LoadResults {
     /// Where results of `target` on `profile` go by default:
     /// `benches/results/<profile>/loadgen-<target>.json`.
     pub fn default_path(profile: &str, target: &str) -> PathBuf {
-        crate::results::results_dir()
+        crate::results_dir()
             .join(profile)
             .join(format!("loadgen-{target}.json"))
     }

@@ -7,8 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::config::ConfigError;
-use super::histogram::HistogramError;
+use crate::config::ConfigError;
+use crate::histogram::HistogramError;
 
 /// Which actor something happened to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +130,8 @@ pub enum LoadError {
     },
     /// The actors' histograms could not be merged.
     Histogram(HistogramError),
+    /// [`crate::run_blocking`] could not start its runtime.
+    Runtime(std::io::Error),
 }
 
 impl fmt::Display for LoadError {
@@ -223,6 +225,9 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Panicked { actor } => write!(f, "{actor} panicked"),
             LoadError::Histogram(error) => write!(f, "{error}"),
+            LoadError::Runtime(error) => {
+                write!(f, "starting the load generator's runtime: {error}")
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, anyhow};
 
-use super::target::{Connection, Polled, Target};
+use crate::target::{Connection, Polled, Target};
 
 /// One partition: message `n` is at index `n`, so offsets are dense by
 /// construction.
