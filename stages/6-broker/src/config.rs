@@ -24,9 +24,10 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Write buffered records once this many are waiting...
     pub flush_count: usize,
-    /// ... or once they hold this many bytes. Also the size of a segment's
-    /// write buffer (rounded up to blocks, plus the tail block), so it is the
-    /// size of a normal write too.
+    /// ... or once they hold this many bytes. Also the size of each of a
+    /// segment's two write buffers (rounded up to blocks, plus the tail
+    /// block; one is written while appends fill the other), so it is the size
+    /// of a normal write too.
     pub flush_bytes: usize,
     /// How often the saver (`Partition::tick`) is expected to run; under
     /// `Interval` it syncs no more often than the interval itself.
@@ -34,6 +35,17 @@ pub struct Config {
     /// At most this many bytes of records per poll (at least one record is
     /// always returned, however large), so a poll's buffer is bounded.
     pub max_poll_bytes: u64,
+    /// Retention by size: once the partition's records take more than this
+    /// many bytes, its oldest sealed segments are deleted, whole, until they
+    /// do not (the active segment is never deleted). `None` keeps everything.
+    /// At least one `segment_size`. Counted in bytes of records, as
+    /// `PartitionInfo::bytes` shows them; the disk holds up to one segment
+    /// file more, as the active segment is preallocated whole.
+    pub retention_bytes: Option<u64>,
+    /// Retention by age: a sealed segment whose newest record is older than
+    /// this is deleted, whole (so records live at least this long, and up to
+    /// one segment's filling time longer). `None` keeps everything.
+    pub retention_age: Option<Duration>,
 }
 // ANCHOR_END: config
 
@@ -52,6 +64,9 @@ impl Default for Config {
             flush_bytes: 1 << 20,
             saver_interval: Duration::from_millis(100),
             max_poll_bytes: 8 << 20,
+            // Deleting data is the operator's decision, never a default.
+            retention_bytes: None,
+            retention_age: None,
         }
     }
 }
@@ -106,6 +121,22 @@ impl Config {
         if self.max_poll_bytes == 0 {
             return fail("max_poll_bytes", "must be at least 1".to_string());
         }
+        if let Some(bytes) = self.retention_bytes
+            && bytes < self.segment_size
+        {
+            // Retention deletes whole segments: a limit below one segment
+            // could never be met, and would delete every sealed segment.
+            return fail(
+                "retention_bytes",
+                format!(
+                    "must be at least one segment_size ({}), got {bytes}",
+                    self.segment_size
+                ),
+            );
+        }
+        if self.retention_age.is_some_and(|age| age.is_zero()) {
+            return fail("retention_age", "must be longer than zero".to_string());
+        }
         Ok(())
     }
 
@@ -128,7 +159,7 @@ mod tests {
     #[test]
     fn config_bad_values_are_refused_by_key() {
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 9] = [
             ("segment_size", |c| c.segment_size = 4097),
             ("segment_size", |c| c.segment_size = 0),
             ("segment_size", |c| c.segment_size = 8 << 30),
@@ -136,6 +167,8 @@ mod tests {
             ("flush_bytes", |c| c.flush_bytes = 0),
             ("saver_interval", |c| c.saver_interval = Duration::ZERO),
             ("fsync", |c| c.fsync = FsyncPolicy::Interval(Duration::ZERO)),
+            ("retention_bytes", |c| c.retention_bytes = Some(4096)),
+            ("retention_age", |c| c.retention_age = Some(Duration::ZERO)),
         ];
         for (key, spoil) in cases {
             let mut config = Config::default();

@@ -75,6 +75,61 @@ pub enum Error {
         /// What failed first.
         reason: String,
     },
+    /// The disk is full where the partition needed a new file or more room:
+    /// the next segment (a batch that needed one was not stored; the
+    /// half-made segment's files were removed), a new partition's first
+    /// segment, or the consumer offsets file.
+    ///
+    /// Unlike [`Error::Failed`], nothing that was acknowledged is at risk: the
+    /// partition still serves every record and takes the request again once
+    /// space is freed (by retention, or by the operator).
+    #[error(
+        "disk is full ({source}) at {}: the request was not stored; the partition \
+         is intact and takes writes again once space is freed",
+        path.display()
+    )]
+    NoSpace {
+        /// The file that could not be created or grown.
+        path: PathBuf,
+        /// What the operating system said (ENOSPC or EDQUOT).
+        source: io::Error,
+    },
+    /// A consumer offset that cannot be stored: a name that is too long or
+    /// empty, or an offset past the partition's end.
+    #[error("invalid consumer offset: {reason}")]
+    InvalidConsumerOffset {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this is the operating system saying the disk (or the user's
+    /// quota) is full: ENOSPC or EDQUOT.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::NoSpace { source, .. } => source_is_no_space(source),
+            _ => false,
+        }
+    }
+
+    /// [`Error::Io`] from a full disk as [`Error::NoSpace`]; anything else as it is.
+    pub(crate) fn into_no_space(self) -> Error {
+        match self {
+            Error::Io { path, source } if source_is_no_space(&source) => {
+                Error::NoSpace { path, source }
+            }
+            other => other,
+        }
+    }
+}
+
+fn source_is_no_space(source: &io::Error) -> bool {
+    matches!(
+        source.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error()
+            || code == rustix::io::Errno::DQUOT.raw_os_error()
+    )
 }
 
 /// Why the bytes given to `append` are not a batch of records.

@@ -14,6 +14,9 @@
 //!   | synced to disk | in the file, not synced | in the write buffer |
 //! ```
 //!
+//! ("In the file" includes the one write that may be in flight while appends
+//! fill the other buffer, see [`crate::segment`]: a sync waits for it.)
+//!
 //! Invariants:
 //! - offsets are dense across segments: a segment's base offset is the
 //!   previous segment's base plus its record count;
@@ -25,30 +28,62 @@
 //! - an append answers with its offsets and whether they are durable; under
 //!   [`FsyncPolicy::Always`] the sync that covers them returned before the
 //!   answer;
-//! - a write, sync or preallocation error is never retried: the partition
-//!   refuses every later write ([`Error::Failed`]), and reopening it recovers
-//!   from what is on disk;
+//! - a write or sync error is never retried: the partition refuses every
+//!   later write ([`Error::Failed`]), and reopening it recovers from what is
+//!   on disk;
+//! - a full disk when the next segment is created is not a failure: nothing
+//!   was written, so the batch is refused with [`Error::NoSpace`], the
+//!   half-made segment's files are removed, the active segment stays active
+//!   and intact, and a later append succeeds once space is freed (retention
+//!   runs from [`Partition::tick`]). The index files are written through the
+//!   page cache and can meet a full disk at any write: they are derived data
+//!   (recovery rebuilds them from the log), so their entries stay in memory
+//!   and are written again later, except when a segment is sealed, which
+//!   needs them on disk and refuses the batch with `NoSpace` instead;
 //! - a poll serves only records whose checksum it has just verified.
+//!
+//! Retention ([`crate::retention`]) deletes whole sealed segments from the
+//! front, so the first stored offset ([`Partition::first_offset`]) grows. **A
+//! consumer polling a deleted offset gets the first available one**: the
+//! poll is served from `first_offset`, and [`Polled::first_offset`] shows the
+//! jump (Kafka's `auto.offset.reset=earliest`, without the round trip of an
+//! "out of range" error; the rejected alternative, an error, would leave
+//! every lagging consumer stuck until an operator intervened). A poll at or
+//! after `next_offset` returns no records.
+//!
+//! Consumer offsets are stored beside the segments ([`crate::consumer_offsets`])
+//! and are as durable as the fsync policy makes records: under
+//! [`FsyncPolicy::Always`] a store is synced before it returns; otherwise it
+//! is synced with the partition's next sync ([`Partition::tick`],
+//! [`Partition::flush`], shutdown).
 //!
 //! Deliberate simplifications: a poll returns records from one segment at
 //! most (the caller polls again from where it ended, as Kafka's fetch does);
 //! the partition is used by one task at a time (`&mut self` to append, and
-//! a shard owns its partitions); retention (deleting old segments) is not here.
+//! a shard owns its partitions); a partition dropped without
+//! [`Partition::flush`] may leave a write in flight, finishing on its own,
+//! so flush one before this process opens it again (the broker does at
+//! shutdown).
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use stage2_batching::{Appended, FsyncPolicy, Status};
 
 use crate::aligned::AlignedBuf;
+use crate::api::PartitionInfo;
 use crate::config::Config;
+use crate::consumer_offsets::ConsumerOffsets;
 use crate::error::{Error, IoContext};
 use crate::index::{
     OFFSET_INDEX_EXTENSION, OffsetIndex, Position, TIME_INDEX_EXTENSION, TimeIndex,
 };
 use crate::record::{self, checksum_matches, header_at};
 use crate::recovery::{RecoveryReport, recover_segment};
-use crate::segment::{LOG_EXTENSION, Segment, StoredBytes, file_name, parse_file_name, sync_dir};
+use crate::retention::{self, SealedSegment};
+use crate::segment::{
+    LOG_EXTENSION, Segment, StoredBytes, create_dir_synced, file_name, parse_file_name, sync_dir,
+};
 
 /// Index entries are written once this many are waiting (or at a sync, or
 /// when the segment is sealed): 16 KiB of offset index, one buffered write.
@@ -123,18 +158,51 @@ pub struct Partition {
     last_sync: Instant,
     failed: Option<String>,
     recovery: RecoveryReport,
+    consumer_offsets: ConsumerOffsets,
+    sync_observer: SyncObserver,
+    /// Index entries could not be written for lack of space: said once in
+    /// the log, until a write succeeds again.
+    indexes_behind: bool,
 }
 // ANCHOR_END: partition
+
+/// What [`Partition::on_sync`] calls after each data sync, with its duration.
+/// A wrapper, so that `Partition` can derive `Debug`.
+#[derive(Default)]
+struct SyncObserver(Option<Box<dyn Fn(Duration)>>);
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SyncObserver(set)"
+        } else {
+            "SyncObserver(none)"
+        })
+    }
+}
 
 impl Partition {
     // ANCHOR: open
     /// Opens the partition in `dir` (creating it if empty), recovering every
     /// segment (see [`crate::recovery`]).
+    ///
+    /// A full disk (a new partition's first segment cannot be created) is
+    /// [`Error::NoSpace`]; opening again once there is space completes it.
     pub async fn open(dir: &Path, config: Config) -> Result<Partition, Error> {
+        Partition::open_or_recover(dir, config)
+            .await
+            .map_err(Error::into_no_space)
+    }
+
+    async fn open_or_recover(dir: &Path, config: Config) -> Result<Partition, Error> {
         config.validate()?;
-        compio::fs::create_dir_all(dir).await.at(dir)?;
+        create_dir_synced(dir).await?;
         let bases = segment_bases(dir)?;
-        let mut recovery = RecoveryReport::default();
+        let mut recovery = RecoveryReport {
+            // What a retention deletion interrupted after its first step left.
+            stray_files_removed: retention::remove_strays(dir, &bases).await?,
+            ..RecoveryReport::default()
+        };
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (n, &base) in bases.iter().enumerate() {
             let next = bases.get(n + 1).copied();
@@ -154,6 +222,7 @@ impl Partition {
             ),
             None => (0, 0),
         };
+        let consumer_offsets = ConsumerOffsets::open(dir).await?;
         Ok(Partition {
             dir: dir.to_path_buf(),
             config,
@@ -166,6 +235,9 @@ impl Partition {
             last_sync: Instant::now(),
             failed: None,
             recovery,
+            consumer_offsets,
+            sync_observer: SyncObserver::default(),
+            indexes_behind: false,
         })
     }
     // ANCHOR_END: open
@@ -221,7 +293,9 @@ impl Partition {
         match self.config.fsync {
             FsyncPolicy::Always => self.flush().await?,
             FsyncPolicy::EveryBatch if full => self.flush().await?,
-            FsyncPolicy::Interval(_) | FsyncPolicy::Never if full => self.write().await?,
+            // Written behind: the appends that follow fill the other buffer
+            // while this write is in flight (see `crate::segment`).
+            FsyncPolicy::Interval(_) | FsyncPolicy::Never if full => self.write_behind().await?,
             _ => {}
         }
         Ok(Appended {
@@ -234,72 +308,134 @@ impl Partition {
     // ANCHOR: tick
     /// The background saver's step: write what is buffered, and sync as the
     /// policy says (stage 2's rules).
+    ///
+    /// Then retention ([`Partition::enforce_retention`]), so a saver that
+    /// ticks applies it with no more wiring; with nothing to delete it costs
+    /// a comparison or two.
     pub async fn tick(&mut self, now: Instant) -> Result<(), Error> {
         self.check_not_failed()?;
         match self.config.fsync {
-            FsyncPolicy::Always | FsyncPolicy::EveryBatch => self.flush().await,
+            FsyncPolicy::Always | FsyncPolicy::EveryBatch => self.flush().await?,
             FsyncPolicy::Interval(every) => {
                 self.write().await?;
-                if now.duration_since(self.last_sync) >= every && self.durable < self.written {
-                    self.sync().await?;
+                if now.duration_since(self.last_sync) >= every {
+                    if self.durable < self.written {
+                        self.sync().await?;
+                    } else {
+                        self.sync_consumer_offsets().await?;
+                    }
                 }
-                Ok(())
             }
-            FsyncPolicy::Never => self.write().await,
+            FsyncPolicy::Never => self.write().await?,
         }
+        self.enforce_retention(SystemTime::now()).await?;
+        Ok(())
     }
     // ANCHOR_END: tick
 
     /// Writes everything buffered and syncs it: on return, every accepted
-    /// record is durable. For `flush` requests and at shutdown.
+    /// record is durable, and every stored consumer offset. For `flush`
+    /// requests and at shutdown.
     pub async fn flush(&mut self) -> Result<(), Error> {
         self.write().await?;
         if self.durable < self.written {
             self.sync().await?;
         }
-        Ok(())
+        self.sync_consumer_offsets().await
     }
 
     // ANCHOR: write
     /// Writes the active segment's buffer (whole blocks, the tail block kept)
-    /// and the new index entries.
+    /// and the new index entries; on return the records are in the file.
     async fn write(&mut self) -> Result<(), Error> {
-        self.check_not_failed()?;
-        if self.written == self.next_offset {
-            return Ok(());
-        }
-        if let Err(error) = self.active_mut().log.write().await {
+        self.write_behind().await?;
+        if let Err(error) = self.active_mut().log.complete().await {
             return Err(self.fail(error));
-        }
-        self.written = self.next_offset;
-        if self.active().offsets.unpersisted() >= INDEX_PERSIST_ENTRIES {
-            self.persist_indexes().await?;
         }
         Ok(())
     }
 
-    /// Writes the active segment's new index entries (buffered writes).
+    /// [`Partition::write`], returning with the write still in flight.
+    async fn write_behind(&mut self) -> Result<(), Error> {
+        self.check_not_failed()?;
+        if self.written == self.next_offset {
+            return Ok(());
+        }
+        if let Err(error) = self.active_mut().log.write_behind().await {
+            return Err(self.fail(error));
+        }
+        self.written = self.next_offset;
+        if self.active().offsets.unpersisted() >= INDEX_PERSIST_ENTRIES {
+            self.persist_indexes_if_space().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the active segment's new index entries (buffered writes). A
+    /// full disk is returned as [`Error::NoSpace`] and does not fail the
+    /// partition: the entries stay in memory for the next try.
     async fn persist_indexes(&mut self) -> Result<(), Error> {
         let active = self.active_mut();
         let result = match active.offsets.persist().await {
             Ok(()) => active.times.persist().await,
             Err(error) => Err(error),
         };
-        result.map_err(|error| self.fail(error))
+        match result {
+            Ok(()) => {
+                self.indexes_behind = false;
+                Ok(())
+            }
+            Err(error) if error.is_no_space() => Err(error.into_no_space()),
+            Err(error) => Err(self.fail(error)),
+        }
+    }
+
+    /// [`Partition::persist_indexes`] where records were already accepted: a
+    /// full disk only leaves the index files behind (recovery rebuilds what
+    /// they miss), so it is said once in the log and not returned.
+    async fn persist_indexes_if_space(&mut self) -> Result<(), Error> {
+        match self.persist_indexes().await {
+            Err(error @ Error::NoSpace { .. }) => {
+                if !self.indexes_behind {
+                    tracing::warn!(
+                        "{}: index entries kept in memory for now: {error}",
+                        self.dir.display()
+                    );
+                    self.indexes_behind = true;
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn sync(&mut self) -> Result<(), Error> {
         // The index entries go out with each sync (not synced themselves):
         // after a crash, recovery walks at most what was written since.
-        self.persist_indexes().await?;
+        self.persist_indexes_if_space().await?;
         // fdatasync: the data, and the metadata needed to read it (the
         // extents preallocation left unwritten), not timestamps nobody reads.
-        if let Err(error) = self.active().log.sync().await {
+        let started = Instant::now();
+        if let Err(error) = self.active_mut().log.sync().await {
             return Err(self.fail(error));
+        }
+        if let Some(observe) = &self.sync_observer.0 {
+            observe(started.elapsed());
         }
         self.durable = self.written;
         self.last_sync = Instant::now();
+        // Records came first; a consumer offsets error is not theirs to fail.
+        if let Err(error) = self.sync_consumer_offsets().await {
+            tracing::warn!("{}: {error}", self.dir.display());
+        }
         Ok(())
+    }
+
+    /// Syncs the consumer offsets stored since the last sync. Its own file,
+    /// so a failure here does not fail the partition's records: the offsets
+    /// file is rewritten whole at the next store or sync instead.
+    async fn sync_consumer_offsets(&mut self) -> Result<(), Error> {
+        self.consumer_offsets.sync().await
     }
     // ANCHOR_END: write
 
@@ -309,6 +445,11 @@ impl Partition {
     /// The sealed segment is written and synced whatever the policy, and its
     /// indexes too: one sync per segment is noise next to its size, and it
     /// is what lets recovery trust sealed segments without walking them.
+    ///
+    /// A full disk while the next segment is made is [`Error::NoSpace`], not
+    /// a failure: the active segment is sealed only once its successor
+    /// exists, so until then it stays the active one, whole and synced, and
+    /// the half-made files are removed for the next try.
     async fn roll_over(&mut self) -> Result<(), Error> {
         self.write().await?;
         if self.durable < self.written {
@@ -323,18 +464,125 @@ impl Partition {
         if let Err(error) = synced {
             return Err(self.fail(error));
         }
-        self.active_mut().log.seal();
-        match IndexedSegment::create(&self.dir, self.next_offset, &self.config).await {
-            Ok(next) => self.segments.push(next),
+        let next = match IndexedSegment::create(&self.dir, self.next_offset, &self.config).await {
+            Ok(next) => next,
+            Err(error) if error.is_no_space() => {
+                // Created, preallocated in part or not at all: it holds no
+                // record, and its name must be free for the next try.
+                if let Err(cleanup) = retention::delete_segment(&self.dir, self.next_offset).await {
+                    return Err(self.fail(cleanup));
+                }
+                return Err(error.into_no_space());
+            }
             Err(error) => return Err(self.fail(error)),
-        }
+        };
+        // Synced above, so no write is in flight: sealing drops the buffers.
+        self.active_mut().log.seal();
+        self.segments.push(next);
         Ok(())
     }
     // ANCHOR_END: roll_over
 
+    // ANCHOR: enforce_retention
+    /// Deletes the sealed segments the retention rules expire at `now`
+    /// (see [`crate::retention`]), oldest first, never the active one.
+    /// Returns the deleted segments' base offsets.
+    ///
+    /// An error deleting a segment's log leaves that segment stored; an
+    /// error after it (a stray index) is returned, and the next open removes
+    /// the stray. Neither fails the partition: no record was written.
+    pub async fn enforce_retention(&mut self, now: SystemTime) -> Result<Vec<u64>, Error> {
+        let configured =
+            self.config.retention_bytes.is_some() || self.config.retention_age.is_some();
+        if !configured || self.segments.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let now = micros_since_epoch(now);
+        let total = self.stored_bytes();
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let summary = |segment: &IndexedSegment| SealedSegment {
+            bytes: segment.log.end(),
+            // A sealed segment has records; one without is never too old.
+            newest_timestamp: segment.times.last().map_or(u64::MAX, |t| t.timestamp),
+        };
+        // The cheap check first: nothing goes unless the oldest one does.
+        if retention::expired(&self.config, &[summary(&sealed[0])], total, now) == 0 {
+            return Ok(Vec::new());
+        }
+        let sealed: Vec<SealedSegment> = sealed.iter().map(summary).collect();
+        let count = retention::expired(&self.config, &sealed, total, now);
+        let mut deleted = Vec::with_capacity(count);
+        for _ in 0..count {
+            let base = self.segments[0].log.base_offset();
+            retention::remove_log(&self.dir, base).await?;
+            // The log is gone: so is the segment, whatever happens next.
+            self.segments.remove(0);
+            deleted.push(base);
+            retention::remove_indexes(&self.dir, base).await?;
+        }
+        tracing::info!(
+            "{}: retention deleted {count} segment(s); first offset now {}",
+            self.dir.display(),
+            self.first_offset()
+        );
+        Ok(deleted)
+    }
+    // ANCHOR_END: enforce_retention
+
+    // ANCHOR: store_consumer_offset
+    /// Stores `offset` as the next offset `consumer` will read. Durable as the
+    /// fsync policy says: under `Always` synced before it returns, otherwise
+    /// with the partition's next sync. An offset past `next_offset`, or a name
+    /// of no or more than 255 bytes, is [`Error::InvalidConsumerOffset`].
+    pub async fn store_consumer_offset(
+        &mut self,
+        consumer: &str,
+        offset: u64,
+    ) -> Result<(), Error> {
+        if offset > self.next_offset {
+            return Err(Error::InvalidConsumerOffset {
+                reason: format!(
+                    "offset {offset} is past the partition's end (next offset {})",
+                    self.next_offset
+                ),
+            });
+        }
+        // A full disk here is said as such; the offsets file is rewritten
+        // whole at the next store or sync (see `crate::consumer_offsets`).
+        self.consumer_offsets
+            .store(consumer, offset)
+            .await
+            .map_err(Error::into_no_space)?;
+        if self.config.fsync == FsyncPolicy::Always {
+            self.consumer_offsets
+                .sync()
+                .await
+                .map_err(Error::into_no_space)?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: store_consumer_offset
+
+    /// The next offset `consumer` will read, if it stored one.
+    pub fn consumer_offset(&self, consumer: &str) -> Option<u64> {
+        self.consumer_offsets.get(consumer)
+    }
+
+    /// Every consumer's stored offset, by name.
+    pub fn consumer_offsets(&self) -> Vec<(String, u64)> {
+        self.consumer_offsets.all()
+    }
+
+    /// Calls `observe` after every successful sync of a segment's records,
+    /// with how long the sync took (for the metrics' fsync histogram).
+    pub fn on_sync(&mut self, observe: Box<dyn Fn(Duration)>) {
+        self.sync_observer = SyncObserver(Some(observe));
+    }
+
     /// Up to `max_count` records from `offset` (fewer at a segment's end, or
     /// past `max_poll_bytes`), as stored. Nothing if `offset` is not below
-    /// `next_offset`.
+    /// `next_offset`; from `first_offset` if `offset` is below it (deleted
+    /// by retention), which the answer's `first_offset` shows.
     pub async fn poll(&self, offset: u64, max_count: u64) -> Result<Polled, Error> {
         self.poll_into(offset, max_count, AlignedBuf::with_capacity(0)?)
             .await
@@ -349,6 +597,8 @@ impl Partition {
         max_count: u64,
         buf: AlignedBuf,
     ) -> Result<Polled, Error> {
+        // Deleted by retention: the first available record instead.
+        let offset = offset.max(self.first_offset());
         let nothing = |buf| Polled {
             first_offset: offset,
             count: 0,
@@ -394,6 +644,44 @@ impl Partition {
         let segment = self.segments.get(n)?;
         let relative = segment.times.lookup(timestamp)?;
         Some(segment.log.base_offset() + u64::from(relative))
+    }
+
+    /// The oldest offset still stored (retention deletes from the front);
+    /// `next_offset` if there is no record.
+    pub fn first_offset(&self) -> u64 {
+        self.segments
+            .first()
+            .map_or(self.next_offset, |segment| segment.log.base_offset())
+    }
+
+    /// The offset the next record will get.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+
+    /// Records below this offset are synced to disk.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable
+    }
+
+    /// Bytes of records stored, in every segment.
+    pub fn stored_bytes(&self) -> u64 {
+        self.segments.iter().map(|segment| segment.log.end()).sum()
+    }
+
+    /// The partition's state for `stats` and `describe`; `partition` and
+    /// `shard` are left 0 for the caller, which knows them, to fill.
+    pub fn info(&self) -> PartitionInfo {
+        PartitionInfo {
+            partition: 0,
+            shard: 0,
+            first_offset: self.first_offset(),
+            next_offset: self.next_offset,
+            durable_offset: self.durable,
+            segments: u32::try_from(self.segments.len()).unwrap_or(u32::MAX),
+            bytes: self.stored_bytes(),
+            failed: self.failed.clone(),
+        }
     }
 
     /// The watermarks.
@@ -527,7 +815,11 @@ fn segment_bases(dir: &Path) -> Result<Vec<u64>, Error> {
 
 /// Microseconds since the UNIX epoch (0 if the clock is before it).
 fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    micros_since_epoch(SystemTime::now())
+}
+
+/// `time` in microseconds since the UNIX epoch (0 before it).
+fn micros_since_epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as u64)
 }

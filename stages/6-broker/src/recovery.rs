@@ -92,6 +92,10 @@ pub struct RecoveryReport {
     pub time_entries_dropped: u64,
     /// Time index entries written back from a walk of the records.
     pub time_entries_rebuilt: u64,
+    /// Index files found without their segment's log and removed: what a
+    /// retention deletion interrupted by a crash leaves (see
+    /// [`crate::retention`]).
+    pub stray_files_removed: usize,
 }
 
 // ANCHOR: recover_segment

@@ -19,10 +19,17 @@
 //!   after a write, and the next write starts at that block's aligned position
 //!   and rewrites it whole, now with more records in it (the tail-block
 //!   writer). The bytes after the last record in a written block are zeros.
-//! - Bytes below `block_start` are in the file; bytes from `block_start` to
-//!   `end` are in the write buffer (the tail block among them is in both after
-//!   a write, and the buffer is the one read). Reads take each part from where
-//!   it is.
+//! - **Two write buffers** (double buffering): while one is being written,
+//!   appends fill the other, so the CPU's work (stamping, checksums, the copy
+//!   into the buffer) overlaps the disk's instead of adding to it. At most one
+//!   write is in flight: the next is submitted only once it completed, because
+//!   consecutive writes share the tail block, and two writes of one block in
+//!   flight at once may land in either order.
+//! - Bytes below the write in flight (or `block_start`, if none is) are in
+//!   the file; bytes of the write in flight are in its buffer; bytes from
+//!   `block_start` to `end` are in the write buffer (the tail block among them
+//!   is in two places after a write, and the newer one is read). Reads take
+//!   each part from where it is.
 //!
 //! With `direct_io` off, the same code runs: the same aligned buffers, the
 //! same whole-block writes at the same positions, through the page cache. So
@@ -30,17 +37,25 @@
 //! measures the page cache and nothing else.
 //!
 //! Deliberate simplifications: a segment has one write in flight at a time
-//! (a shard owns its partitions, so nothing else could issue a second); reads
+//! (more would need the tail block kept out of all but one of them); reads
 //! allocate nothing when given a buffer, but the buffer is copied into from
-//! the tail rather than shared with it.
+//! the tail rather than shared with it. A segment dropped with a write in
+//! flight lets it finish on its own, so a partition must be flushed before it
+//! is dropped and opened again by the same process (the broker flushes at
+//! shutdown): otherwise the late write could land after the reopening's
+//! recovery read the file.
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use compio::BufResult;
 use compio::buf::{IntoInner, IoBuf};
 use compio::fs::{File, OpenOptions};
 use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
+use compio::runtime::JoinHandle;
 use rustix::fs::{FallocateFlags, OFlags};
 use rustix::io::Errno;
 
@@ -120,16 +135,76 @@ impl IoBuf for StoredBytes {
     }
 }
 
+// ANCHOR: tail
 /// The write side of the active segment: what is not in the file yet.
 #[derive(Debug)]
 struct Tail {
-    /// Bytes from `block_start` to the segment's `end`. `None` only while
-    /// compio holds it for a write (or if that write was cancelled).
-    buf: Option<AlignedBuf>,
+    /// Bytes from `block_start` to the segment's `end`: what appends fill.
+    buf: AlignedBuf,
+    /// The other buffer, while no write holds it (`None` until first needed).
+    spare: Option<AlignedBuf>,
     /// File position of the buffer's first byte: a multiple of 4096.
     block_start: u64,
-    /// Bytes of records that are in the file (at most `end`).
+    /// Bytes of records handed to the file: written, or in flight (at most `end`).
     written_end: u64,
+    /// The write in flight, if there is one.
+    in_flight: Option<InFlight>,
+}
+
+/// A write handed to compio, running as its own task while appends go on.
+/// A task, not a future kept here and polled later: the runtime polls a task
+/// on its own, so its completion is handled while this segment's owner is
+/// busy elsewhere.
+#[derive(Debug)]
+struct InFlight {
+    /// File position of its first byte: a multiple of 4096.
+    position: u64,
+    /// Its bytes, shared with the task so that reads can serve them until
+    /// they are in the file; records first, then zeros to the block boundary.
+    bytes: Rc<AlignedBuf>,
+    /// The task, until it is awaited. Empty after the write failed: the
+    /// bytes stay here to be read, and no later write is accepted.
+    task: WriteTask,
+}
+// ANCHOR_END: tail
+
+/// The write's task handle.
+#[derive(Debug)]
+struct WriteTask(Option<JoinHandle<std::io::Result<()>>>);
+
+impl Drop for WriteTask {
+    fn drop(&mut self) {
+        // Dropping the handle would cancel the write halfway; let it finish.
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
+}
+
+/// Pending once, waking itself at once: lets the runtime run other tasks
+/// (the write task just spawned) and submit their I/O, then goes on.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// A write buffer shared between the write task and readers.
+struct SharedBuf(Rc<AlignedBuf>);
+
+impl IoBuf for SharedBuf {
+    fn as_init(&self) -> &[u8] {
+        self.0.as_slice()
+    }
 }
 
 // ANCHOR: segment
@@ -174,9 +249,11 @@ impl Segment {
             size,
             end: 0,
             tail: Some(Tail {
-                buf: Some(AlignedBuf::with_capacity(buffer_bytes)?),
+                buf: AlignedBuf::with_capacity(buffer_bytes)?,
+                spare: None,
                 block_start: 0,
                 written_end: 0,
+                in_flight: None,
             }),
         })
     }
@@ -239,6 +316,13 @@ impl Segment {
             .map_or(0, |tail| self.end - tail.written_end)
     }
 
+    /// Whether a write is in flight (handed to the file, not awaited yet).
+    pub fn is_writing(&self) -> bool {
+        self.tail
+            .as_ref()
+            .is_some_and(|tail| tail.in_flight.is_some())
+    }
+
     /// Whether the segment takes no more appends.
     pub fn is_sealed(&self) -> bool {
         self.tail.is_none()
@@ -260,9 +344,11 @@ impl Segment {
         }
         self.end = end;
         self.tail = Some(Tail {
-            buf: Some(buf),
+            buf,
+            spare: None,
             block_start,
             written_end: end,
+            in_flight: None,
         });
         Ok(())
     }
@@ -275,9 +361,14 @@ impl Segment {
         self.tail = None;
     }
 
-    /// Drops the write buffer, once everything in it is written.
+    /// Drops the write buffers, once everything in them is written and no
+    /// write is in flight ([`Segment::complete`]).
     pub fn seal(&mut self) {
-        if self.unwritten() == 0 {
+        let idle = self
+            .tail
+            .as_ref()
+            .is_none_or(|tail| tail.in_flight.is_none());
+        if self.unwritten() == 0 && idle {
             self.tail = None;
         }
     }
@@ -293,7 +384,7 @@ impl Segment {
         // so writes stay whole batches of about the buffer's size, rather than
         // a full buffer followed by a small write of the batch's remainder.
         if bytes.len() > self.buffer_mut()?.spare() && self.unwritten() > 0 {
-            self.write().await?;
+            self.write_behind().await?;
         }
         while !bytes.is_empty() {
             let copied = self.buffer_mut()?.extend_from_slice(bytes);
@@ -302,51 +393,112 @@ impl Segment {
             if !bytes.is_empty() {
                 // Full: the buffer is whole blocks now, so this writes them
                 // all and carries nothing over.
-                self.write().await?;
+                self.write_behind().await?;
             }
         }
         Ok(())
     }
     // ANCHOR_END: append
 
-    // ANCHOR: write
-    /// Writes the buffered bytes to the file as whole blocks, from the tail
-    /// block's aligned position, and keeps the new partial tail block in
-    /// memory for the next write.
+    /// Writes the buffered bytes to the file as whole blocks and waits for
+    /// the write: on return they are in the file (not synced).
     pub async fn write(&mut self) -> Result<(), Error> {
-        let Some(tail) = self.tail.as_mut() else {
-            return Ok(()); // sealed: nothing is buffered
-        };
-        if tail.written_end == self.end {
-            return Ok(());
+        self.write_behind().await?;
+        self.complete().await
+    }
+
+    // ANCHOR: write
+    /// Hands the buffered bytes to the file as one write of whole blocks, from
+    /// the tail block's aligned position, and returns with the write in
+    /// flight: appends go on into the other buffer, which starts with a copy
+    /// of the new partial tail block. The write before it completes first.
+    pub async fn write_behind(&mut self) -> Result<(), Error> {
+        if self
+            .tail
+            .as_ref()
+            .is_none_or(|tail| tail.written_end == self.end)
+        {
+            return Ok(()); // sealed, or nothing new
         }
-        let Some(mut buf) = tail.buf.take() else {
-            return Err(self.failure("a write was cancelled while in flight"));
+        // Never two writes in flight: both would hold the tail block.
+        self.complete().await?;
+        let Some(tail) = self.tail.as_mut() else {
+            return Ok(());
         };
+        let buffer_bytes = tail.buf.capacity();
+        let next = match tail.spare.take() {
+            Some(buf) => buf,
+            None => AlignedBuf::with_capacity(buffer_bytes)?,
+        };
+        let mut buf = std::mem::replace(&mut tail.buf, next);
         let data_len = buf.len();
+        // The partial tail block goes on in the next buffer: the next write
+        // starts at its aligned position and rewrites it whole. The
+        // alternative, padding records to block boundaries, would cost up to
+        // 4095 bytes of disk per write and make positions depend on flushes.
+        let full = align_down(data_len);
+        tail.buf.clear();
+        tail.buf.extend_from_slice(&buf.as_slice()[full..data_len]);
         // Zeros after the records, up to the block boundary: the write is whole
         // blocks, and zeros are what recovery reads as "no record here".
         buf.pad_to_block();
-        let mut file = &self.file;
-        let BufResult(result, mut buf) = file.write_all_at(buf, tail.block_start).await;
-        buf.truncate(data_len);
-        if let Err(source) = result {
-            tail.buf = Some(buf);
+        let bytes = Rc::new(buf);
+        let (file, position) = (self.file.clone(), tail.block_start);
+        let shared = SharedBuf(Rc::clone(&bytes));
+        let task = compio::runtime::spawn(async move {
+            let mut file = &file;
+            let BufResult(result, _) = file.write_all_at(shared, position).await;
+            result
+        });
+        tail.in_flight = Some(InFlight {
+            position,
+            bytes,
+            task: WriteTask(Some(task)),
+        });
+        tail.block_start += full as u64;
+        tail.written_end = self.end;
+        // A spawned task runs only when this one yields: without this, a
+        // caller busy appending would not yield before its next write, and
+        // the write would not reach the kernel until then (no overlap at all).
+        YieldOnce(false).await;
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if there is one, and takes its buffer
+    /// back for the next write. An error is returned as it is, and again at
+    /// every later call: a failed write is never retried.
+    pub async fn complete(&mut self) -> Result<(), Error> {
+        let Some(flight) = self.tail.as_mut().and_then(|tail| tail.in_flight.as_mut()) else {
+            return Ok(());
+        };
+        let Some(task) = flight.task.0.as_mut() else {
+            return Err(self.failure("an earlier write failed"));
+        };
+        // Awaited in place, not taken out first: if this future is dropped
+        // while it waits, the handle stays here and `WriteTask`'s drop lets
+        // the write finish, where a handle taken out would cancel it halfway.
+        let joined = task.await;
+        flight.task.0 = None; // finished: a handle is polled to completion once
+        let source = match joined {
+            Ok(Ok(())) => None,
+            Ok(Err(source)) => Some(source),
+            Err(join) => Some(std::io::Error::other(join.to_string())),
+        };
+        if let Some(source) = source {
             return Err(Error::Io {
                 path: self.path.clone(),
                 source,
             });
         }
-        // Keep the partial tail block, moved to the front of the buffer: the
-        // next write starts at its aligned position and rewrites it whole. The
-        // alternative, padding records to block boundaries, would cost up to
-        // 4095 bytes of disk per write and make positions depend on flushes.
-        let full = align_down(data_len);
-        buf.as_mut_slice().copy_within(full..data_len, 0);
-        buf.truncate(data_len - full);
-        tail.block_start += full as u64;
-        tail.written_end = self.end;
-        tail.buf = Some(buf);
+        if let Some(tail) = self.tail.as_mut()
+            && let Some(flight) = tail.in_flight.take()
+            && let Ok(mut buf) = Rc::try_unwrap(flight.bytes)
+        {
+            // The task is done and no read holds the bytes (reads borrow the
+            // segment, and this is `&mut`): the buffer is ours again.
+            buf.clear();
+            tail.spare = Some(buf);
+        }
         Ok(())
     }
     // ANCHOR_END: write
@@ -355,7 +507,8 @@ impl Segment {
     /// `fdatasync`: on return, everything written is on the device. O_DIRECT
     /// alone is not durable: the device's own cache still holds the blocks
     /// until this flushes it.
-    pub async fn sync(&self) -> Result<(), Error> {
+    pub async fn sync(&mut self) -> Result<(), Error> {
+        self.complete().await?;
         self.file.sync_data().await.at(&self.path)
     }
     // ANCHOR_END: sync
@@ -363,7 +516,7 @@ impl Segment {
     // ANCHOR: read
     /// The bytes `start..end` (inside the records), read through `buf`: the
     /// part in the file with one aligned read of the blocks covering it, the
-    /// part still in the write buffer copied from there.
+    /// parts in the write in flight and in the write buffer copied from there.
     pub async fn read(
         &self,
         start: u64,
@@ -373,16 +526,19 @@ impl Segment {
         if start >= end || end > self.end {
             return Ok(StoredBytes::empty(buf));
         }
-        let (block_start, tail) = match &self.tail {
-            Some(tail) => (tail.block_start, tail.buf.as_ref()),
-            None => (self.end.next_multiple_of(ALIGN as u64), None),
+        // In memory: the write in flight from `flight_start`, the write
+        // buffer from `block_start`; below both, the file.
+        let (block_start, tail, flight) = match &self.tail {
+            Some(tail) => (tail.block_start, Some(&tail.buf), tail.in_flight.as_ref()),
+            None => (self.end.next_multiple_of(ALIGN as u64), None, None),
         };
+        let flight_start = flight.map_or(block_start, |flight| flight.position);
         // The buffer holds `aligned_start..end`: whole blocks from the file up
-        // to `block_start`, then bytes from the write buffer.
+        // to `flight_start`, then bytes from memory.
         let aligned_start = align_down_u64(start);
         buf.reserve_total(align_up((end - aligned_start) as usize))?;
-        if aligned_start < block_start {
-            let file_end = (align_up(end as usize) as u64).min(block_start);
+        if aligned_start < flight_start {
+            let file_end = (align_up(end as usize) as u64).min(flight_start);
             buf = self
                 .read_blocks(aligned_start, (file_end - aligned_start) as usize, buf)
                 .await?;
@@ -391,13 +547,23 @@ impl Segment {
         }
         // `&self` is held across the read, so no append or write has moved
         // the tail since `block_start` was read above.
-        if end > block_start {
-            let tail = tail.ok_or_else(|| self.failure("a write was cancelled while in flight"))?;
-            let from = aligned_start.max(block_start);
+        let mut copy = |from_memory: &[u8], memory_start: u64, upto: u64| {
+            let from = aligned_start.max(memory_start);
             buf.truncate((from - aligned_start) as usize);
-            let bytes = tail.as_slice();
-            let wanted = bytes.get((from - block_start) as usize..(end - block_start) as usize);
+            let wanted =
+                from_memory.get((from - memory_start) as usize..(upto - memory_start) as usize);
             buf.extend_from_slice(wanted.unwrap_or_default());
+        };
+        if let Some(flight) = flight
+            && end > flight_start
+        {
+            // Its tail block is in the write buffer too, newer: taken from there.
+            copy(flight.bytes.as_slice(), flight_start, end.min(block_start));
+        }
+        if let Some(tail) = tail
+            && end > block_start
+        {
+            copy(tail.as_slice(), block_start, end);
         }
         Ok(StoredBytes {
             buf,
@@ -452,17 +618,8 @@ impl Segment {
     }
 
     fn buffer_mut(&mut self) -> Result<&mut AlignedBuf, Error> {
-        let reason = if self.tail.is_none() {
-            "append to a sealed segment"
-        } else {
-            "a write was cancelled while in flight"
-        };
-        match self.tail.as_mut().and_then(|tail| tail.buf.as_mut()) {
-            Some(buf) => Ok(buf),
-            None => Err(Error::Failed {
-                reason: format!("{}: {reason}", self.path.display()),
-            }),
-        }
+        let failure = self.failure("append to a sealed segment");
+        self.tail.as_mut().map(|tail| &mut tail.buf).ok_or(failure)
     }
 
     fn failure(&self, reason: &str) -> Error {
@@ -532,6 +689,45 @@ async fn preallocate(file: &File, path: &Path, size: u64) -> Result<(), Error> {
 pub(crate) async fn sync_dir(dir: &Path) -> Result<(), Error> {
     let handle = File::open(dir).await.at(dir)?;
     handle.sync_all().await.at(dir)
+}
+
+/// Creates `dir` and the folders above it that are missing, and syncs the
+/// folder above each one it created: a new folder's name is an entry in its
+/// parent, and without that sync a power cut can lose the folder, synced
+/// segments and all. (ext4 happens to commit it with the next file sync; the
+/// rule does not rely on one file system's journal.)
+pub(crate) async fn create_dir_synced(dir: &Path) -> Result<(), Error> {
+    // The missing folders, innermost first; "" is the current folder.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|path| !path.as_os_str().is_empty()) {
+        if compio::fs::metadata(path).await.is_ok() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    compio::fs::create_dir_all(dir).await.at(dir)?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent).await?;
+    }
+    Ok(())
+}
+
+/// Removes a file; one that is not there is already removed (a retry, or
+/// a crash, came first).
+pub(crate) async fn remove_file(path: &Path) -> Result<(), Error> {
+    match compio::fs::remove_file(path).await {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            path: path.to_path_buf(),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -336,3 +336,163 @@ fn records_read_back_equal_what_was_appended() {
         );
     });
 }
+
+#[test]
+fn sync_observer_sees_every_data_sync_and_info_reports_the_state() {
+    on_both_drivers(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(32 << 10, true, FsyncPolicy::Always);
+        let mut partition = Partition::open(dir.path(), config).await.unwrap();
+        let syncs = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let seen = syncs.clone();
+        partition.on_sync(Box::new(move |took| {
+            assert!(took < Duration::from_secs(60));
+            seen.set(seen.get() + 1);
+        }));
+        let next = append_batches(&mut partition, 30).await;
+        // One sync per batch under `always`.
+        assert!(syncs.get() >= 30, "{}", syncs.get());
+        let before = syncs.get();
+        partition.flush().await.unwrap();
+        assert_eq!(syncs.get(), before, "nothing left to sync, no sync");
+
+        let info = partition.info();
+        assert_eq!((info.partition, info.shard), (0, 0), "the caller's to fill");
+        assert_eq!(info.first_offset, 0);
+        assert_eq!(info.next_offset, next);
+        assert_eq!(info.durable_offset, next);
+        assert_eq!(partition.next_offset(), next);
+        assert_eq!(partition.durable_offset(), next);
+        assert_eq!(info.segments as usize, partition.segment_bases().len());
+        assert!(info.segments > 1);
+        let (_, stored) = read_all(&partition, 0, 100).await;
+        assert_eq!(info.bytes, stored.len() as u64);
+        assert_eq!(info.failed, None);
+    });
+}
+
+/// A small tmpfs mounted over a temporary folder, unmounted when dropped:
+/// a real full disk (ENOSPC), where the test may mount (as root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then_some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_at_rollover_refuses_the_batch_without_failing_the_partition() {
+    on_both_drivers(|_| async {
+        // tmpfs: no O_DIRECT there, so direct_io off; the same code path.
+        let Some(disk) = SmallDisk::mount(1 << 20) else {
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs here (not root?); the full-disk test needs one"
+            );
+            return;
+        };
+        let dir = disk.path().join("partition");
+        let ballast = disk.path().join("ballast");
+        std::fs::write(&ballast, vec![1u8; 256 << 10]).unwrap();
+        // Retention is set, but runs only from `tick`, which this test calls
+        // only once the disk is full.
+        let config = stage6_broker::Config {
+            retention_bytes: Some(2 * (128 << 10)),
+            ..config(128 << 10, false, FsyncPolicy::EveryBatch)
+        };
+        let mut partition = Partition::open(&dir, config.clone()).await.unwrap();
+        let mut next = 0;
+        let full = loop {
+            let mut records = sized_batch(next, 5);
+            match partition.append(&mut records).await {
+                Ok(appended) => next = appended.offsets.end,
+                Err(error) => break error,
+            }
+            assert!(next < 1_000_000, "the disk never filled");
+        };
+        assert!(matches!(full, Error::NoSpace { .. }), "{full}");
+        assert!(full.to_string().contains("disk is full"), "{full}");
+        assert!(partition.segment_bases().len() > 1);
+        // Nothing failed, nothing was lost, nothing was half made.
+        assert_eq!(partition.failure(), None);
+        assert_eq!(partition.info().failed, None);
+        assert_eq!(partition.next_offset(), next);
+        assert_eq!(partition.durable_offset(), next);
+        let (records, _) = read_all(&partition, 0, 50).await;
+        assert_dense(&records, size_of);
+        assert_eq!(records.len() as u64, next);
+        let half_made = format!("{next:020}.");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|name| name.starts_with(&half_made)),
+            "{names:?}"
+        );
+        // Still full: refused the same way, still not failed.
+        let mut records = sized_batch(next, 5);
+        let again = partition.append(&mut records).await.unwrap_err();
+        assert!(matches!(again, Error::NoSpace { .. }), "{again}");
+        // Space freed: the same batch goes in, in a new segment.
+        std::fs::remove_file(&ballast).unwrap();
+        let mut records = sized_batch(next, 5);
+        let appended = partition.append(&mut records).await.unwrap();
+        assert_eq!(appended.offsets, next..next + 5);
+        let mut next = appended.offsets.end;
+        partition.flush().await.unwrap();
+        assert_eq!(partition.durable_offset(), next);
+
+        // Full again; this time retention frees the space, from the saver's tick.
+        let full = loop {
+            let mut records = sized_batch(next, 5);
+            match partition.append(&mut records).await {
+                Ok(appended) => next = appended.offsets.end,
+                Err(error) => break error,
+            }
+        };
+        assert!(matches!(full, Error::NoSpace { .. }), "{full}");
+        partition.tick(Instant::now()).await.unwrap();
+        let first = partition.first_offset();
+        assert!(first > 0, "retention deleted the oldest segments");
+        let mut records = sized_batch(next, 5);
+        let appended = partition.append(&mut records).await.unwrap();
+        let next = appended.offsets.end;
+        partition.flush().await.unwrap();
+        drop(partition);
+
+        let partition = Partition::open(&dir, config).await.unwrap();
+        assert_eq!(partition.first_offset(), first);
+        let (records, _) = read_all(&partition, first, 50).await;
+        assert_eq!(records.len() as u64, next - first);
+        for (offset, record) in (first..).zip(&records) {
+            assert_eq!((record.offset, record.id), (offset, offset));
+            assert!(record.payload == common::payload(offset, size_of(offset)));
+        }
+        drop(partition);
+        drop(disk);
+    });
+}

@@ -141,3 +141,62 @@ fn tail_block_reads_span_file_and_buffer() {
         }
     });
 }
+
+/// Appends of odd sizes, some written behind, each followed by reads that
+/// cross the file, the write in flight and the write buffer.
+async fn reads_while_writing(direct_io: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name(0, LOG_EXTENSION));
+    let mut segment = Segment::create(dir.path(), 0, SEGMENT_SIZE, direct_io, BUFFER)
+        .await
+        .unwrap();
+    let mut reads_in_flight = 0;
+    for step in 0..700u64 {
+        let end = segment.end();
+        let len = [1, 100, 4095, 4096, 4097, 9000, 13][(step % 7) as usize];
+        let bytes: Vec<u8> = (end..end + len).map(byte_at).collect();
+        segment.append(&bytes).await.unwrap();
+        if step % 3 == 0 {
+            segment.write_behind().await.unwrap();
+        }
+        let new_end = segment.end();
+        reads_in_flight += u64::from(segment.is_writing());
+        let back = if step % 50 == 0 {
+            new_end
+        } else {
+            3 * BUFFER as u64 + 5
+        };
+        for from in [new_end.saturating_sub(back), end, new_end.saturating_sub(1)] {
+            let read = segment
+                .read(from, new_end, AlignedBuf::with_capacity(0).unwrap())
+                .await
+                .unwrap();
+            let expected: Vec<u8> = (from..new_end).map(byte_at).collect();
+            assert!(
+                read.as_slice() == expected,
+                "step {step}: bytes {from}..{new_end}"
+            );
+        }
+    }
+    assert!(
+        reads_in_flight > 100,
+        "{reads_in_flight} reads met a write in flight"
+    );
+    segment.write().await.unwrap();
+    assert!(!segment.is_writing());
+    let end = segment.end();
+    drop(segment);
+    let file = std::fs::read(&path).unwrap();
+    for (position, &byte) in (0..end).zip(&file) {
+        assert_eq!(byte, byte_at(position), "byte {position} of the file");
+    }
+    assert!(file[end as usize..].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn tail_block_reads_while_a_write_is_in_flight_see_every_byte() {
+    on_both_drivers(|_: IoDriver| async {
+        reads_while_writing(true).await;
+        reads_while_writing(false).await;
+    });
+}
