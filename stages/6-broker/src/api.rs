@@ -18,6 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
+// ANCHOR: codes
 /// Request codes. 10 to 12 are stage 4's and 5's, unchanged.
 pub mod code {
     /// Stage 4's create topic: `topic u32`, `partitions u32` (binary).
@@ -51,7 +52,9 @@ pub mod code {
     /// [`super::Login`] → `{}` (issue: access control).
     pub const LOGIN: u16 = 31;
 }
+// ANCHOR_END: codes
 
+// ANCHOR: statuses
 /// Reply status codes added by stage 6. Stage 4's 0 to 7 keep their meaning
 /// (0 ok, 1 frame too large, 2 malformed, 3 unknown command, 4 topic not
 /// found, 5 invalid, 6 storage, 7 partition not found).
@@ -73,6 +76,7 @@ pub mod status {
     /// The partition refuses writes after a failed write or sync (never retried).
     pub const PARTITION_FAILED: u16 = 14;
 }
+// ANCHOR_END: statuses
 
 /// The stream every topic made with stage 4's binary create-topic joins.
 pub const DEFAULT_STREAM: &str = "default";
@@ -101,6 +105,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+// ANCHOR: streams
 /// Create a stream: a named group of topics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,7 +137,9 @@ pub struct StreamList {
     /// In name order.
     pub streams: Vec<StreamInfo>,
 }
+// ANCHOR_END: streams
 
+// ANCHOR: topics
 /// A topic's settings; every `None` takes the server's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +244,9 @@ pub struct PartitionInfo {
     /// Why the partition refuses writes, if it does.
     pub failed: Option<String>,
 }
+// ANCHOR_END: topics
 
+// ANCHOR: poll_kind
 /// Where a [`PollBy`] starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollKind {
@@ -254,6 +263,7 @@ pub enum PollKind {
     /// has none).
     Next,
 }
+// ANCHOR_END: poll_kind
 
 impl PollKind {
     /// The kind's byte on the wire.
@@ -335,6 +345,7 @@ impl PollBy {
     }
 }
 
+// ANCHOR: offsets
 /// Store a consumer's offset: the next offset it wants to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -380,7 +391,9 @@ pub struct ConsumerOffsets {
     /// One per partition, in order.
     pub partitions: Vec<StoredOffset>,
 }
+// ANCHOR_END: offsets
 
+// ANCHOR: stats_login
 /// The server's counters since start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -423,6 +436,7 @@ pub struct Login {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
+// ANCHOR_END: stats_login
 
 #[cfg(test)]
 mod tests {

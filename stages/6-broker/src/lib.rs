@@ -37,27 +37,45 @@
 //! shard. Stage 5's frames are unchanged on the wire ([`frame`],
 //! [`protocol`]); the server binary is `rivulet-server`.
 //!
+//! Then what makes it a broker to deploy: stage 6's own commands ([`api`]:
+//! streams, named topics with their own settings, polls by position,
+//! consumer offsets), kept by one metadata writer ([`admin`], [`metadata`]);
+//! retention by size and age ([`retention`]); consumer offsets stored beside
+//! the segments ([`consumer_offsets`]); optional access control ([`auth`]);
+//! per-shard counters served as Prometheus text ([`metrics`], [`http`]);
+//! the operator's settings file ([`settings`]); and a client ([`client`]).
+//!
 //! Modules, in reading order: [`aligned`], [`segment`], [`index`],
-//! [`recovery`], [`partition`], [`config`], [`driver`], [`record`], [`error`];
-//! then [`router`], [`shard`], [`frame`], [`protocol`], [`connection`],
-//! [`server`].
+//! [`recovery`], [`partition`], [`retention`], [`consumer_offsets`],
+//! [`config`], [`driver`], [`record`], [`error`]; then [`router`],
+//! [`shard`], [`frame`], [`protocol`], [`connection`], [`server`]; then
+//! [`api`], [`admin`], [`metadata`], [`auth`], [`metrics`], [`http`],
+//! [`settings`], [`client`].
 
+pub mod admin;
 pub mod aligned;
 pub mod api;
+pub mod auth;
+pub mod client;
 pub mod config;
 pub mod connection;
+pub mod consumer_offsets;
 pub mod driver;
 pub mod error;
 pub mod frame;
+pub mod http;
 pub mod index;
+pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod protocol;
 pub mod record;
 pub mod recovery;
+pub mod retention;
 pub mod router;
 pub mod segment;
 pub mod server;
+pub mod settings;
 pub mod shard;
 
 pub use aligned::{ALIGN, AlignedBuf};
@@ -67,4 +85,4 @@ pub use error::{BatchError, Error};
 pub use partition::{Appended, FsyncPolicy, Partition, Polled, Status};
 pub use recovery::RecoveryReport;
 pub use segment::StoredBytes;
-pub use server::{Server, ServerConfig, ServerError, start};
+pub use server::{QueueDepths, Server, ServerConfig, ServerError, start};

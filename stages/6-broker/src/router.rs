@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use stage3_tcp_server::ServeError;
 
 use crate::aligned::AlignedBuf;
+use crate::api::{self, PartitionInfo, PollKind, StoredOffset, TopicInfo};
+use crate::config::Config;
 use crate::partition::{Appended, Polled};
 
 /// A partition's address: topic id and partition number.
@@ -42,12 +44,19 @@ pub fn owner(topic: u32, partition: u32, shards: usize) -> usize {
 /// An answer, sent back to the connection that asked.
 #[derive(Debug)]
 pub enum Reply {
-    /// A topic was created (or already was, with as many partitions).
-    Created(Result<(), ServeError>),
+    /// A metadata command's answer: the reply body (JSON, or empty for
+    /// stage 4's binary create-topic).
+    Admin(Result<Vec<u8>, ServeError>),
     /// A batch was appended, to this partition.
     Produced(Result<(u32, Appended), ServeError>),
-    /// Records were read.
+    /// Records were read (by a poll or a poll by position).
     Polled(Result<Polled, ServeError>),
+    /// A consumer offset was stored.
+    Stored(Result<(), ServeError>),
+    /// A consumer's offset in one partition.
+    Offset(Result<StoredOffset, ServeError>),
+    /// One partition's state.
+    Described(Result<PartitionInfo, ServeError>),
 }
 
 /// Where a reply goes: the asking connection's own channel, reused for each
@@ -78,6 +87,69 @@ pub enum Op {
         /// Where the answer goes.
         reply: ReplyTo,
     },
+    /// Read up to `count` records from where `kind` says, resolved on the
+    /// owner (only it knows the partition's offsets and consumer offsets),
+    /// then store the consumer's offset if asked.
+    PollBy {
+        /// Where to start.
+        kind: PollKind,
+        /// At most this many records.
+        count: u64,
+        /// The consumer (checked; empty if none).
+        consumer: String,
+        /// Store the offset after the last record returned, before replying.
+        auto_commit: bool,
+        /// The connection's buffer from its previous poll, for reuse.
+        buf: AlignedBuf,
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
+    /// Store `consumer`'s offset.
+    StoreOffset {
+        /// The consumer (checked).
+        consumer: String,
+        /// The next offset it will read.
+        offset: u64,
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
+    /// Read `consumer`'s stored offset and the partition's next offset.
+    GetOffset {
+        /// The consumer (checked).
+        consumer: String,
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
+    /// Say the partition's state.
+    Describe {
+        /// Where the answer goes.
+        reply: ReplyTo,
+    },
+}
+
+/// A metadata command, served one at a time by shard 0's metadata writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    /// Stage 4's binary create-topic: a topic named by its id, in the
+    /// default stream, default settings.
+    CreateTopicById {
+        /// Topic id.
+        topic: u32,
+        /// Partition count.
+        partitions: u32,
+    },
+    /// Create a stream.
+    CreateStream(api::CreateStream),
+    /// List the streams.
+    ListStreams,
+    /// Delete a stream and its topics.
+    DeleteStream(api::StreamName),
+    /// Create a named topic.
+    CreateTopic(api::CreateTopic),
+    /// List topics.
+    ListTopics(api::ListTopics),
+    /// Delete a topic.
+    DeleteTopic(api::TopicRef),
 }
 
 // ANCHOR: message
@@ -91,12 +163,10 @@ pub enum ShardMessage {
         /// The request.
         op: Op,
     },
-    /// Create a topic (sent to shard 0 only: the one metadata writer).
-    CreateTopic {
-        /// Topic id.
-        topic: u32,
-        /// Partition count.
-        partitions: u32,
+    /// A metadata command (sent to shard 0 only: the one metadata writer).
+    Admin {
+        /// The command.
+        request: Admin,
         /// Where the answer goes.
         reply: ReplyTo,
     },
@@ -106,16 +176,24 @@ pub enum ShardMessage {
         topic: u32,
         /// Partition count.
         partitions: u32,
+        /// The topic's storage settings, resolved.
+        config: Config,
         /// Whether it went well.
         done: flume::Sender<Result<(), ServeError>>,
     },
-    /// `topic` exists with `partitions` partitions (create-topic, step 2).
+    /// The topic exists as `info` says (create-topic, step 2).
     Publish {
+        /// The topic, as clients are shown it.
+        info: TopicInfo,
+        /// Sent once the shard's copy of the metadata has it.
+        done: flume::Sender<()>,
+    },
+    /// Forget `topic` and stop its partitions' tasks (delete-topic): sent
+    /// once every one of this shard's partitions of it has stopped.
+    Close {
         /// Topic id.
         topic: u32,
-        /// Partition count.
-        partitions: u32,
-        /// Sent once the shard's copy of the metadata has it.
+        /// Sent when they have.
         done: flume::Sender<()>,
     },
     /// Stop accepting, close idle connections, let busy ones answer, and

@@ -12,9 +12,15 @@
 //! there is no hop and no thread that every connection waits on.
 //!
 //! Start-up ([`start`]): the listeners are bound first (so a port in use is
-//! an error before any thread starts), topics found in the data folder are
-//! opened by the shards that own their partitions, and only when every shard
+//! an error before any thread starts), the streams and topics are read from
+//! `metadata.json` ([`crate::metadata`]: interrupted deletes finished, topic
+//! folders it does not know adopted), each topic is opened by the shards
+//! that own its partitions, with its own settings, and only when every shard
 //! has recovered its partitions does `start` return.
+//!
+//! Connections: at most [`ServerConfig::max_connections`] open at once over
+//! every shard (one more is told so and closed), and one that sends no
+//! complete frame for [`ServerConfig::idle_timeout`] is closed.
 //!
 //! Shutdown ([`Server::shutdown`]), in two steps so that no request is lost
 //! between shards: first every shard stops accepting and closes its
@@ -23,28 +29,44 @@
 //! connection left (so no request can still cross to another shard) does
 //! every shard write and sync each of its partitions and stop.
 //!
-//! Deliberate simplifications: with `SO_REUSEPORT`, a second server started
-//! by the same user on the same fixed port would share it rather than fail;
-//! the kernel's hash does not rebalance long-lived connections, so a few
-//! connections may all land on one shard.
+//! Two servers must never share a data folder: both would append to the
+//! same segments. So start-up takes an exclusive lock on `data/.lock`
+//! (`lock_data`), held until the process ends (the kernel drops it even on
+//! SIGKILL, so a crash never leaves a stale lock to clean by hand). And
+//! because `SO_REUSEPORT` would let a second server share a fixed port
+//! silently, the port is first probed with a plain bind (`check_port_free`).
+//!
+//! Deliberate simplification: the kernel's hash does not rebalance
+//! long-lived connections, so a few connections may all land on one shard.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use compio::io::AsyncWrite;
 use compio::net::TcpListener;
 use futures_util::future::{Either, select};
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
+use tracing::{error, warn};
 
+use crate::admin::metadata_writer;
+use crate::api::{self, TopicInfo};
+use crate::auth::AuthConfig;
 use crate::config::{Config, ConfigError};
 use crate::connection::serve_connection;
 use crate::driver::{IoDriver, driver_name};
-use crate::router::ShardMessage;
-use crate::shard::{ShardState, metadata_writer, saver};
+use crate::frame::write_frame;
+use crate::metadata::{Metadata, resolve, topic_info};
+use crate::metrics::Metrics;
+use crate::router::{Reply, ShardMessage};
+use crate::shard::{ShardState, saver, storage_stopped};
 
 // ANCHOR: server_config
 /// How the broker runs. Every optimization is a switch, so each one's gain
@@ -65,6 +87,12 @@ pub struct ServerConfig {
     pub storage: Config,
     /// The most bytes a frame may claim, checked before allocating.
     pub max_frame_len: u32,
+    /// The most connections open at once, over every shard; one more gets a
+    /// `TOO_MANY_CONNECTIONS` reply and is closed.
+    pub max_connections: usize,
+    /// A connection that sends no complete frame for this long is closed
+    /// (between requests only); `None` never closes one.
+    pub idle_timeout: Option<Duration>,
 }
 // ANCHOR_END: server_config
 
@@ -80,6 +108,8 @@ impl ServerConfig {
             driver: IoDriver::Auto,
             storage: Config::default(),
             max_frame_len: crate::frame::DEFAULT_MAX_FRAME_LEN,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -120,6 +150,10 @@ pub enum ServerError {
     /// A partition could not be written or synced at shutdown.
     #[error("flushing at shutdown: {0}")]
     Flush(String),
+    /// The metadata file could not be read or written, or names a topic
+    /// whose settings no longer hold.
+    #[error("metadata: {0}")]
+    Metadata(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
@@ -134,18 +168,54 @@ pub struct Server {
     driver: &'static str,
     inboxes: Vec<flume::Sender<ShardMessage>>,
     threads: Vec<JoinHandle<()>>,
+    metrics: Arc<Metrics>,
+    /// The data folder's lock, released when the server is dropped.
+    _lock: std::fs::File,
+}
+
+/// Each shard's inbox length, for the metrics endpoint: a clone of the
+/// senders, so the reader needs nothing of the shards but their channels.
+#[derive(Debug, Clone)]
+pub struct QueueDepths {
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+}
+
+impl QueueDepths {
+    /// Messages waiting in each shard's inbox now, by shard number.
+    pub fn now(&self) -> Vec<usize> {
+        self.inboxes.iter().map(flume::Sender::len).collect()
+    }
+}
+
+/// Starts the broker's shards, access control off (see [`start_with_auth`]);
+/// returns once every shard listens and has recovered its partitions.
+pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with_auth(config, None)
 }
 
 // ANCHOR: start
-/// Starts the broker's shards; returns once every shard listens and has
-/// recovered its partitions.
-pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+/// Starts the broker's shards with access control as `auth` says (`None`:
+/// off, every connection may do everything; see [`crate::auth`]); returns
+/// once every shard listens and has recovered its partitions.
+pub fn start_with_auth(
+    config: ServerConfig,
+    auth: Option<AuthConfig>,
+) -> Result<Server, ServerError> {
     config.storage.validate()?;
+    if let Some(auth) = &auth {
+        auth.validate()?;
+    }
+    let auth = auth.map(Arc::new);
     let shards = config.shards.max(1);
-    let topics = existing_topics(&config.data)?;
+    let lock = lock_data(&config.data)?;
+    let on_disk = existing_topics(&config.data)?;
     if config.storage.direct_io {
         check_direct_io(&config.data)?;
     }
+    let metrics = Metrics::new(shards);
+    let (metadata, topics) = load_metadata(&config, &on_disk, &metrics)?;
+    let connections = Arc::new(AtomicUsize::new(0));
+    check_port_free(config.listen)?;
     let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
     let addr = first
         .local_addr()
@@ -163,7 +233,10 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
         driver: "",
         inboxes: inboxes.clone(),
         threads: Vec::with_capacity(shards),
+        metrics: Arc::clone(&metrics),
+        _lock: lock,
     };
+    let mut metadata = Some(metadata);
     for (id, (inbox, listener)) in receivers.into_iter().zip(listeners).enumerate() {
         let shard = Shard {
             id,
@@ -172,6 +245,10 @@ pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
             listener,
             config: config.clone(),
             topics: topics.clone(),
+            metadata: if id == 0 { metadata.take() } else { None },
+            metrics: Arc::clone(&metrics),
+            connections: Arc::clone(&connections),
+            auth: auth.clone(),
             ready: ready.clone(),
         };
         let thread = std::thread::Builder::new()
@@ -206,6 +283,63 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+// ANCHOR: lock_data
+/// Takes the data folder for this process: an exclusive `flock` on
+/// `data/.lock`, which holds our process id for whoever finds it taken.
+/// Rejected: a lock file that exists-or-not (`O_EXCL`), which a SIGKILL
+/// leaves behind, so the next start would refuse until someone deleted it.
+fn lock_data(data: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    use std::io::{Read, Seek, Write};
+    let path = data.join(".lock");
+    std::fs::create_dir_all(data).map_err(io(format!("creating {}", data.display())))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    if let Err(error) =
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(ServerError::Io {
+            what: format!(
+                "the data folder {} is in use by another rivulet-server (process {}); \
+                 stop it, or give this one another --data folder",
+                data.display(),
+                holder.trim()
+            ),
+            source: error.into(),
+        });
+    }
+    let pid = std::process::id().to_string();
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()));
+    written.map_err(io(format!("writing {}", path.display())))?;
+    Ok(file)
+}
+// ANCHOR_END: lock_data
+
+/// Fails if another process listens on `addr`'s fixed port. Every shard's
+/// socket sets `SO_REUSEPORT`, and so would another server's: their binds
+/// would both succeed and the kernel would split connections between them.
+/// A plain bind (no `SO_REUSEPORT`) is refused while anyone listens there.
+/// Port 0 asks for a fresh port, which nobody holds.
+fn check_port_free(addr: SocketAddr) -> Result<(), ServerError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(io(format!(
+            "listening on {addr} (is another server running?)"
+        )))
+}
+
 /// The topics in `data` whose `partitions` file exists: the complete ones.
 /// Stage 4 lays topics out the same way and knows how to find them.
 fn existing_topics(data: &std::path::Path) -> Result<Vec<(u32, u32)>, ServerError> {
@@ -213,6 +347,30 @@ fn existing_topics(data: &std::path::Path) -> Result<Vec<(u32, u32)>, ServerErro
         what: format!("reading {}", data.display()),
         source: std::io::Error::other(error.message),
     })
+}
+
+/// Reads `metadata.json`, adopts the topic folders it does not mention,
+/// finishes interrupted deletes, saves it if any of that changed it, and
+/// resolves every topic's settings: the topics each shard opens, with their
+/// storage settings.
+fn load_metadata(
+    config: &ServerConfig,
+    on_disk: &[(u32, u32)],
+    metrics: &Metrics,
+) -> Result<(Metadata, Vec<(TopicInfo, Config)>), ServerError> {
+    let failed = |error: &dyn std::fmt::Display| ServerError::Metadata(error.to_string());
+    let (metadata, changed) = Metadata::load(&config.data, on_disk).map_err(|e| failed(&e))?;
+    if changed {
+        metadata.save(&config.data).map_err(|e| failed(&e))?;
+    }
+    let mut topics = Vec::with_capacity(metadata.topics.len());
+    for record in metadata.topics.values() {
+        let storage = resolve(&config.storage, &record.settings)
+            .map_err(|error| ServerError::Metadata(format!("topic {:?}: {error}", record.name)))?;
+        metrics.name_topic(record.id, &record.name);
+        topics.push((topic_info(record, &storage), storage));
+    }
+    Ok((metadata, topics))
 }
 
 /// Fails at start, with a message an operator can act on, when the data
@@ -249,7 +407,12 @@ struct Shard {
     inboxes: Vec<flume::Sender<ShardMessage>>,
     listener: std::net::TcpListener,
     config: ServerConfig,
-    topics: Vec<(u32, u32)>,
+    topics: Vec<(TopicInfo, Config)>,
+    /// Shard 0's: the metadata its writer owns.
+    metadata: Option<Metadata>,
+    metrics: Arc<Metrics>,
+    connections: Arc<AtomicUsize>,
+    auth: Option<Arc<AuthConfig>>,
     ready: flume::Sender<Ready>,
 }
 
@@ -285,6 +448,10 @@ impl Shard {
             listener,
             config,
             topics,
+            metadata,
+            metrics,
+            connections,
+            auth,
             ready,
         } = self;
         let fail = |reason: String| {
@@ -305,18 +472,24 @@ impl Shard {
             topics: Default::default(),
             stop: std::cell::RefCell::new(Some(stop)),
             stopped,
-            creates: Default::default(),
+            admin: Default::default(),
+            metrics,
+            driver,
+            connections,
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
+            auth,
         });
-        for &(topic, partitions) in &topics {
-            if let Err(error) = state.open_topic(topic, partitions).await {
-                return fail(format!("topic {topic}: {}", error.message));
+        for (info, storage) in topics {
+            if let Err(error) = state.open_topic(info.id, info.partitions, &storage).await {
+                return fail(format!("topic {}: {}", info.id, error.message));
             }
-            state.publish(topic, partitions);
+            state.publish(info);
         }
-        if id == 0 {
-            let (creates, queue) = flume::unbounded();
-            *state.creates.borrow_mut() = Some(creates);
-            compio::runtime::spawn(metadata_writer(Rc::clone(&state), queue)).detach();
+        if let Some(metadata) = metadata {
+            let (admin, queue) = flume::unbounded();
+            *state.admin.borrow_mut() = Some(admin);
+            compio::runtime::spawn(metadata_writer(Rc::clone(&state), metadata, queue)).detach();
         }
         compio::runtime::spawn(saver(Rc::clone(&state), config.storage.saver_interval)).detach();
         // Each connection holds a clone of `alive`; when the accept loop and
@@ -342,30 +515,40 @@ async fn inbox_loop(
     while let Ok(message) = inbox.recv_async().await {
         match message {
             ShardMessage::Storage { key, op } => state.to_local(key, op),
-            create @ ShardMessage::CreateTopic { .. } => {
-                let writer = state.creates.borrow().clone();
-                if let Some(writer) = writer {
-                    let _ = writer.send(create);
+            ShardMessage::Admin { request, reply } => {
+                let writer = state.admin.borrow().clone();
+                match writer {
+                    Some(writer) => {
+                        let _ = writer.send((request, reply));
+                    }
+                    None => {
+                        let _ = reply.send(Reply::Admin(Err(storage_stopped())));
+                    }
                 }
             }
             ShardMessage::Open {
                 topic,
                 partitions,
+                config,
                 done,
             } => {
                 let state = Rc::clone(&state);
                 compio::runtime::spawn(async move {
-                    let _ = done.send(state.open_topic(topic, partitions).await);
+                    let _ = done.send(state.open_topic(topic, partitions, &config).await);
                 })
                 .detach();
             }
-            ShardMessage::Publish {
-                topic,
-                partitions,
-                done,
-            } => {
-                state.publish(topic, partitions);
+            ShardMessage::Publish { info, done } => {
+                state.publish(info);
                 let _ = done.send(());
+            }
+            ShardMessage::Close { topic, done } => {
+                let state = Rc::clone(&state);
+                compio::runtime::spawn(async move {
+                    state.close_topic(topic).await;
+                    let _ = done.send(());
+                })
+                .detach();
             }
             ShardMessage::Drain { done } => {
                 // Dropping the sender wakes the accept loop and every idle
@@ -393,7 +576,15 @@ async fn inbox_loop(
 }
 // ANCHOR_END: inbox
 
-/// Accepts connections until the shard stops; each one is a task on this shard.
+// ANCHOR: accept
+/// Accepts connections until the shard stops; each one is a task on this
+/// shard. One over the server's limit is told so and closed.
+///
+/// The limit is one `AtomicUsize` shared by every shard: it is written once
+/// per connect and once per disconnect, never per request, so the cache
+/// line it bounces between cores costs nothing measurable. Rejected: a
+/// share of the limit per shard, which refuses connections on one shard
+/// while another has room (the kernel's `SO_REUSEPORT` hash is not even).
 async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Sender<()>) {
     loop {
         let accepted = {
@@ -405,23 +596,71 @@ async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Send
             }
         };
         match accepted {
-            Ok((stream, _)) => {
+            Ok((stream, peer)) => {
                 let alive = alive.clone();
                 let state = Rc::clone(&state);
+                let open = state.connections.fetch_add(1, Ordering::Relaxed);
+                let shard = state.metrics.shard(state.id);
+                if open >= state.max_connections {
+                    state.connections.fetch_sub(1, Ordering::Relaxed);
+                    shard.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    warn!(%peer, limit = state.max_connections, "connection refused: at the limit");
+                    compio::runtime::spawn(async move {
+                        refuse_over_limit(stream, state.max_connections).await;
+                        drop(alive);
+                    })
+                    .detach();
+                    continue;
+                }
+                shard.connection_opened();
+                let counted = OpenConnection {
+                    state,
+                    _alive: alive,
+                };
                 compio::runtime::spawn(async move {
-                    serve_connection(state, stream).await;
-                    drop(alive);
+                    serve_connection(Rc::clone(&counted.state), stream).await;
+                    drop(counted);
                 })
                 .detach();
             }
-            Err(error) => {
+            Err(failure) => {
                 // Out of file descriptors, most likely: say so, and give
                 // connections a moment to close instead of spinning.
-                eprintln!("rivulet-server: shard {}: accept: {error}", state.id);
+                error!(shard = state.id, "accept: {failure}");
                 compio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
         }
     }
+}
+// ANCHOR_END: accept
+
+/// A connection counted as open: dropping it uncounts it, on every way the
+/// connection's task ends (returned, or dropped with the runtime), so the
+/// limit never fills with connections that are gone.
+struct OpenConnection {
+    state: Rc<ShardState>,
+    /// Held until the connection ends: the drain waits for every clone.
+    _alive: flume::Sender<()>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.state.metrics.shard(self.state.id).connection_closed();
+        self.state.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The one frame a connection over the limit gets, before it is closed.
+async fn refuse_over_limit(mut stream: compio::net::TcpStream, limit: usize) {
+    let message = format!("the server is at its limit of {limit} connections; retry later");
+    let _ = write_frame(
+        &mut stream,
+        api::status::TOO_MANY_CONNECTIONS,
+        0,
+        message.as_bytes(),
+    )
+    .await;
+    let _ = stream.shutdown().await;
 }
 
 impl Server {
@@ -433,6 +672,18 @@ impl Server {
     /// The io driver the shards run on (`io-uring` or `polling`).
     pub fn driver(&self) -> &'static str {
         self.driver
+    }
+
+    /// The counters every shard writes (one [`crate::metrics::ShardMetrics`] each).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Each shard's inbox length, readable from any thread.
+    pub fn queue_depths(&self) -> QueueDepths {
+        QueueDepths {
+            inboxes: self.inboxes.clone(),
+        }
     }
 
     /// Stops accepting, lets in-flight requests be answered, then writes and

@@ -19,11 +19,19 @@
 //!   before any `.await`;
 //! - the topic metadata (which topics exist, with how many partitions) is the
 //!   only thing every shard knows, and each shard keeps its *own copy*. Shard 0
-//!   is its one writer: every create-topic is forwarded to it, and it tells
-//!   every shard by message ([`ShardMessage::Publish`]). Rejected: one
-//!   `Arc<HashMap>` swapped under a lock, which every produce on every core
-//!   would read, bouncing the lock's cache line between cores; a create is
-//!   rare, a produce is not, so the create pays a message per shard instead.
+//!   is its one writer ([`crate::admin`]): every create or delete is forwarded
+//!   to it, and it tells every shard by message ([`ShardMessage::Open`],
+//!   [`ShardMessage::Publish`], [`ShardMessage::Close`]). Rejected: one `Arc<HashMap>` swapped under a
+//!   lock, which every produce on every core would read, bouncing the lock's
+//!   cache line between cores; a create is rare, a produce is not, so the
+//!   create pays a message per shard instead;
+//! - positions (a poll's first, last, next, by timestamp) and consumer
+//!   offsets are resolved by the partition's task (`poll_by`), never by the
+//!   connection: only the owner knows them, and between resolving and
+//!   reading nothing else can append or store;
+//! - a deleted topic's partition tasks end on [`PartitionOp::Close`], queued
+//!   behind the requests already sent to them, so each of those is answered
+//!   before the partition's files are closed.
 //!
 //! Deliberate simplifications: a shard's partitions are not moved to another
 //! shard when load is uneven (that is what work stealing would do, and the
@@ -33,17 +41,22 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
 use std::time::{Duration, Instant};
 
 use stage3_tcp_server::ServeError;
 use stage4_partitions::protocol::Status;
-use stage4_partitions::topics::{MAX_PARTITIONS, status};
+use stage4_partitions::topics::status;
+use tracing::{error, warn};
 
+use crate::api::{self, PollKind, StoredOffset, TopicInfo, TopicRef};
+use crate::auth::AuthConfig;
 use crate::config::Config;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::partition::Partition;
-use crate::router::{Key, Op, Reply, ShardMessage, owner, partition_dir};
+use crate::router::{Admin, Key, Op, Reply, ReplyTo, ShardMessage, owner, partition_dir};
 
 /// What a shard's connections see of a topic.
 #[derive(Debug)]
@@ -54,6 +67,8 @@ pub struct TopicMeta {
     /// connections' batches. One shared counter would be exact round robin,
     /// and a cache line written by every core on every produce.
     pub round_robin: AtomicU32,
+    /// The topic as clients are shown it (name, stream, settings in effect).
+    pub info: TopicInfo,
 }
 
 /// Everything one shard has, reachable only from its thread.
@@ -63,7 +78,8 @@ pub struct ShardState {
     pub id: usize,
     /// Every shard's inbox, this one's included, by shard number.
     pub inboxes: Vec<flume::Sender<ShardMessage>>,
-    /// The storage settings of every partition.
+    /// The server's default storage settings (a topic's own are resolved
+    /// against them by the metadata writer).
     pub config: Config,
     /// Where topics live.
     pub data: PathBuf,
@@ -77,12 +93,24 @@ pub struct ShardState {
     pub stop: RefCell<Option<flume::Sender<()>>>,
     /// Listened to by the accept loop and connections: it ends when `stop` is dropped.
     pub stopped: flume::Receiver<()>,
-    /// Shard 0 only: the create-topic queue of the metadata writer.
-    pub creates: RefCell<Option<flume::Sender<ShardMessage>>>,
+    /// Shard 0 only: the queue of the metadata writer.
+    pub admin: RefCell<Option<flume::Sender<(Admin, ReplyTo)>>>,
+    /// Every shard's counters (this shard writes only its own).
+    pub metrics: Arc<Metrics>,
+    /// The io driver's name, for `stats`.
+    pub driver: &'static str,
+    /// Connections open over every shard, against `max_connections`.
+    pub connections: Arc<AtomicUsize>,
+    /// The most connections open at once, over every shard.
+    pub max_connections: usize,
+    /// Close a connection that sends no complete frame for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Who may do what, when access control is on.
+    pub auth: Option<Arc<AuthConfig>>,
 }
 
 /// What a partition task is asked: a request from a connection, or the
-/// saver's and shutdown's own steps.
+/// saver's, delete's and shutdown's own steps.
 #[derive(Debug)]
 pub enum PartitionOp {
     /// A connection's request.
@@ -91,6 +119,22 @@ pub enum PartitionOp {
     Tick,
     /// Write and sync everything, and say how it went.
     Flush(flume::Sender<Result<(), String>>),
+    /// Stop: the topic is deleted. Sent once the partition is dropped (its
+    /// files closed). Requests queued before it are answered first.
+    Close(flume::Sender<()>),
+}
+
+/// An error reply with one of stage 6's status codes.
+pub fn fail(code: u16, message: impl Into<String>) -> ServeError {
+    ServeError {
+        status: code,
+        message: message.into(),
+    }
+}
+
+/// The answer to a well-formed request with a value that cannot work.
+pub fn invalid(message: impl Into<String>) -> ServeError {
+    status(Status::Invalid, message)
 }
 
 impl ShardState {
@@ -104,6 +148,25 @@ impl ShardState {
         })
     }
 
+    /// The topic `reference` names, by id or by name, from this shard's copy.
+    pub fn find_topic(&self, reference: &TopicRef) -> Result<Rc<TopicMeta>, ServeError> {
+        match reference {
+            TopicRef::Id(id) => self.topic(*id),
+            TopicRef::Name(name) => self
+                .topics
+                .borrow()
+                .values()
+                .find(|meta| &meta.info.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    status(
+                        Status::TopicNotFound,
+                        format!("topic {name:?} does not exist; create it first"),
+                    )
+                }),
+        }
+    }
+
     // ANCHOR: route
     /// Hands `op` to the partition's task: directly if this shard owns it,
     /// through the owner's inbox if not. The answer comes back on the
@@ -111,15 +174,17 @@ impl ShardState {
     pub fn route(&self, key: Key, op: Op) {
         let shard = owner(key.0, key.1, self.inboxes.len());
         if shard == self.id {
-            self.to_local(key, op);
-        } else if let Some(inbox) = self.inboxes.get(shard) {
-            // Unbounded: a connection has one request in flight, so an inbox
-            // holds at most one message per open connection.
-            if let Err(flume::SendError(message)) = inbox.send(ShardMessage::Storage { key, op })
-                && let ShardMessage::Storage { op, .. } = message
-            {
-                answer(op, storage_stopped());
-            }
+            return self.to_local(key, op);
+        }
+        let Some(inbox) = self.inboxes.get(shard) else {
+            return answer(op, storage_stopped());
+        };
+        // Unbounded: a connection has one request in flight, so an inbox
+        // holds at most one message per open connection.
+        if let Err(flume::SendError(ShardMessage::Storage { op, .. })) =
+            inbox.send(ShardMessage::Storage { key, op })
+        {
+            answer(op, storage_stopped());
         }
     }
     // ANCHOR_END: route
@@ -144,8 +209,14 @@ impl ShardState {
         }
     }
 
-    /// Opens the partitions of `topic` this shard owns, each in its own task.
-    pub async fn open_topic(&self, topic: u32, partitions: u32) -> Result<(), ServeError> {
+    /// Opens the partitions of `topic` this shard owns, each in its own task,
+    /// with the topic's own storage settings.
+    pub async fn open_topic(
+        &self,
+        topic: u32,
+        partitions: u32,
+        config: &Config,
+    ) -> Result<(), ServeError> {
         for partition in 0..partitions {
             if owner(topic, partition, self.inboxes.len()) != self.id
                 || self.partitions.borrow().contains_key(&(topic, partition))
@@ -153,11 +224,17 @@ impl ShardState {
                 continue;
             }
             let dir = partition_dir(&self.data, topic, partition);
-            let opened = Partition::open(&dir, self.config.clone())
+            let mut opened = Partition::open(&dir, config.clone())
                 .await
                 .map_err(storage_error)?;
+            // The fsync histogram of the shard that owns the partition: the
+            // sync runs on this thread, so only this shard's counters are written.
+            let metrics = Arc::clone(&self.metrics);
+            let shard = self.id;
+            opened.on_sync(Box::new(move |took| metrics.shard(shard).fsync(took)));
             let (queue, requests) = flume::unbounded();
-            compio::runtime::spawn(partition_task(opened, partition, requests)).detach();
+            let shard = u32::try_from(self.id).unwrap_or(u32::MAX);
+            compio::runtime::spawn(partition_task(opened, shard, partition, requests)).detach();
             self.partitions
                 .borrow_mut()
                 .insert((topic, partition), queue);
@@ -166,13 +243,37 @@ impl ShardState {
     }
 
     /// Adds a topic to this shard's copy of the metadata.
-    pub fn publish(&self, topic: u32, partitions: u32) {
-        self.topics.borrow_mut().entry(topic).or_insert_with(|| {
+    pub fn publish(&self, info: TopicInfo) {
+        self.topics.borrow_mut().entry(info.id).or_insert_with(|| {
             Rc::new(TopicMeta {
-                partitions,
+                partitions: info.partitions,
                 round_robin: AtomicU32::new(0),
+                info,
             })
         });
+    }
+
+    /// Forgets `topic` and stops this shard's partitions of it; returns
+    /// once every one of their tasks has dropped its partition.
+    pub async fn close_topic(&self, topic: u32) {
+        self.topics.borrow_mut().remove(&topic);
+        let queues: Vec<_> = {
+            let mut partitions = self.partitions.borrow_mut();
+            let keys: Vec<Key> = partitions
+                .keys()
+                .filter(|k| k.0 == topic)
+                .copied()
+                .collect();
+            keys.iter()
+                .filter_map(|key| partitions.remove(key))
+                .collect()
+        };
+        for queue in queues {
+            let (done, closed) = flume::bounded(1);
+            if queue.send(PartitionOp::Close(done)).is_ok() {
+                let _ = closed.recv_async().await;
+            }
+        }
     }
 
     /// Every partition queue of this shard, taken out of the map's borrow.
@@ -199,55 +300,164 @@ impl ShardState {
 // ANCHOR: partition_task
 /// The task that owns one partition: it serves the partition's requests
 /// one at a time, in the order they arrived, from local connections and
-/// other shards alike, until every sender is gone.
+/// other shards alike, until every sender is gone or it is closed.
 pub async fn partition_task(
     mut partition: Partition,
+    shard: u32,
     number: u32,
     requests: flume::Receiver<PartitionOp>,
 ) {
     let mut reported = false;
+    let mut last_problem: Option<String> = None;
+    let mut closed = None;
     while let Ok(op) = requests.recv_async().await {
         match op {
-            PartitionOp::Request(Op::Append {
-                mut body,
-                records_at,
-                reply,
-            }) => {
-                let records = body.get_mut(records_at..).unwrap_or_default();
-                let result = partition.append(records).await;
-                let _ = reply.send(Reply::Produced(
-                    result
-                        .map(|appended| (number, appended))
-                        .map_err(storage_error),
-                ));
-            }
-            PartitionOp::Request(Op::Poll {
-                offset,
-                count,
-                buf,
-                reply,
-            }) => {
-                let result = partition.poll_into(offset, count, buf).await;
-                let _ = reply.send(Reply::Polled(result.map_err(storage_error)));
-            }
+            PartitionOp::Request(op) => serve_op(&mut partition, shard, number, op).await,
             PartitionOp::Tick => {
-                // The error is the partition's from now on: every later
-                // append is refused with it. Said once here for the operator.
-                if let Err(error) = partition.tick(Instant::now()).await
-                    && !reported
-                {
-                    eprintln!("rivulet-server: partition {number}: {error}");
-                    reported = true;
+                // A failed write or sync is the partition's from now on:
+                // every later append is refused with it. Said once here for
+                // the operator. Other errors of the step (a retention unlink,
+                // a consumer-offsets sync, a full disk) leave the partition
+                // serving, and are retried by the next tick: said when the
+                // problem changes, not ten times a second.
+                if let Err(problem) = partition.tick(Instant::now()).await {
+                    if partition.failure().is_none() {
+                        let said = problem.to_string();
+                        if last_problem.as_deref() != Some(said.as_str()) {
+                            warn!(shard, partition = number, "background step: {said}");
+                            last_problem = Some(said);
+                        }
+                    } else if !reported {
+                        error!(shard, partition = number, "partition failed: {problem}");
+                        reported = true;
+                    }
                 }
             }
             PartitionOp::Flush(done) => {
                 let result = partition.flush().await.map_err(|error| error.to_string());
                 let _ = done.send(result);
             }
+            PartitionOp::Close(done) => {
+                closed = Some(done);
+                break;
+            }
+        }
+    }
+    drop(partition);
+    if let Some(done) = closed {
+        let _ = done.send(());
+    }
+    // Nothing should be queued behind `Close` (`close_topic` takes the queue
+    // out of the map before it sends it), but a request dropped unanswered
+    // would leave its connection waiting for ever: answer any that is.
+    for op in requests.drain() {
+        if let PartitionOp::Request(op) = op {
+            answer(op, status(Status::TopicNotFound, "the topic was deleted"));
         }
     }
 }
 // ANCHOR_END: partition_task
+
+/// Serves one request on the partition that owns it.
+async fn serve_op(partition: &mut Partition, shard: u32, number: u32, op: Op) {
+    match op {
+        Op::Append {
+            mut body,
+            records_at,
+            reply,
+        } => {
+            let records = body.get_mut(records_at..).unwrap_or_default();
+            let result = partition.append(records).await;
+            let _ = reply.send(Reply::Produced(
+                result
+                    .map(|appended| (number, appended))
+                    .map_err(storage_error),
+            ));
+        }
+        Op::Poll {
+            offset,
+            count,
+            buf,
+            reply,
+        } => {
+            let result = partition.poll_into(offset, count, buf).await;
+            let _ = reply.send(Reply::Polled(result.map_err(storage_error)));
+        }
+        Op::PollBy {
+            kind,
+            count,
+            consumer,
+            auto_commit,
+            buf,
+            reply,
+        } => {
+            let result = poll_by(partition, kind, count, &consumer, auto_commit, buf).await;
+            let _ = reply.send(Reply::Polled(result));
+        }
+        Op::StoreOffset {
+            consumer,
+            offset,
+            reply,
+        } => {
+            // An offset past the end is refused by the partition (`Invalid`).
+            let result = partition
+                .store_consumer_offset(&consumer, offset)
+                .await
+                .map_err(storage_error);
+            let _ = reply.send(Reply::Stored(result));
+        }
+        Op::GetOffset { consumer, reply } => {
+            let _ = reply.send(Reply::Offset(Ok(StoredOffset {
+                partition: number,
+                offset: partition.consumer_offset(&consumer),
+                next_offset: partition.next_offset(),
+            })));
+        }
+        Op::Describe { reply } => {
+            let mut info = partition.info();
+            info.partition = number;
+            info.shard = shard;
+            let _ = reply.send(Reply::Described(Ok(info)));
+        }
+    }
+}
+
+// ANCHOR: poll_by
+/// A poll by position: the kind is resolved here, on the owner, which alone
+/// knows the partition's offsets and its consumers' offsets; with
+/// auto-commit the consumer's offset is stored before the reply is sent, so
+/// a consumer that saw the reply never sees these records again from `Next`.
+async fn poll_by(
+    partition: &mut Partition,
+    kind: PollKind,
+    count: u64,
+    consumer: &str,
+    auto_commit: bool,
+    buf: crate::aligned::AlignedBuf,
+) -> Result<crate::partition::Polled, ServeError> {
+    let first = partition.first_offset();
+    let next = partition.next_offset();
+    let start = match kind {
+        PollKind::Offset(offset) => offset,
+        // No record at or after the time: the end, so the poll is empty.
+        PollKind::Timestamp(timestamp) => partition.offset_at(timestamp).unwrap_or(next),
+        PollKind::First => first,
+        PollKind::Last => next.saturating_sub(count).max(first),
+        PollKind::Next => partition.consumer_offset(consumer).unwrap_or(first),
+    };
+    let polled = partition
+        .poll_into(start, count, buf)
+        .await
+        .map_err(storage_error)?;
+    if auto_commit && polled.count > 0 {
+        partition
+            .store_consumer_offset(consumer, polled.first_offset + polled.count)
+            .await
+            .map_err(storage_error)?;
+    }
+    Ok(polled)
+}
+// ANCHOR_END: poll_by
 
 // ANCHOR: saver
 /// The shard's background saver: every `period`, each partition's `tick`,
@@ -265,104 +475,29 @@ pub async fn saver(state: Rc<ShardState>, period: Duration) {
 }
 // ANCHOR_END: saver
 
-// ANCHOR: create_topic
-/// Shard 0's metadata writer: creates topics one at a time, so two creates
-/// of one topic cannot interleave. Step 1, every shard opens the partitions
-/// it owns; the `partitions` file is written (so a restart finds the topic
-/// whole or not at all); step 2, every shard learns the topic exists. Only
-/// then is the client answered, so no shard routes a request to a partition
-/// that is not open yet.
-pub async fn metadata_writer(state: Rc<ShardState>, creates: flume::Receiver<ShardMessage>) {
-    while let Ok(message) = creates.recv_async().await {
-        if let ShardMessage::CreateTopic {
-            topic,
-            partitions,
-            reply,
-        } = message
-        {
-            let result = create_topic(&state, topic, partitions).await;
-            let _ = reply.send(Reply::Created(result));
-        }
-    }
-}
-
-async fn create_topic(state: &ShardState, topic: u32, partitions: u32) -> Result<(), ServeError> {
-    if !(1..=MAX_PARTITIONS).contains(&partitions) {
-        return Err(status(
-            Status::Invalid,
-            format!("a topic has 1 to {MAX_PARTITIONS} partitions, not {partitions}"),
-        ));
-    }
-    if let Ok(existing) = state.topic(topic) {
-        return match existing.partitions {
-            n if n == partitions => Ok(()),
-            n => Err(status(
-                Status::Invalid,
-                format!("topic {topic} exists with {n} partitions"),
-            )),
-        };
-    }
-    let mut waits = Vec::with_capacity(state.inboxes.len());
-    for inbox in &state.inboxes {
-        let (done, wait) = flume::bounded(1);
-        let open = ShardMessage::Open {
-            topic,
-            partitions,
-            done,
-        };
-        inbox.send(open).map_err(|_| storage_stopped())?;
-        waits.push(wait);
-    }
-    for wait in waits {
-        wait.recv_async().await.map_err(|_| storage_stopped())??;
-    }
-    let file = state.data.join(topic.to_string()).join(PARTITIONS_FILE);
-    compio::fs::write(&file, partitions.to_string().into_bytes())
-        .await
-        .0
-        .map_err(storage_error_io)?;
-    let mut waits = Vec::with_capacity(state.inboxes.len());
-    for inbox in &state.inboxes {
-        let (done, wait) = flume::bounded(1);
-        let publish = ShardMessage::Publish {
-            topic,
-            partitions,
-            done,
-        };
-        inbox.send(publish).map_err(|_| storage_stopped())?;
-        waits.push(wait);
-    }
-    for wait in waits {
-        wait.recv_async().await.map_err(|_| storage_stopped())?;
-    }
-    Ok(())
-}
-// ANCHOR_END: create_topic
-
-/// The file, in a topic's folder, that holds its partition count: written
-/// after every partition exists, so a topic is loaded whole or not at all.
-pub const PARTITIONS_FILE: &str = "partitions";
-
 /// Sends `error` to whoever asked for `op`.
 pub fn answer(op: Op, error: ServeError) {
     let (reply, message) = match op {
         Op::Append { reply, .. } => (reply, Reply::Produced(Err(error))),
-        Op::Poll { reply, .. } => (reply, Reply::Polled(Err(error))),
+        Op::Poll { reply, .. } | Op::PollBy { reply, .. } => (reply, Reply::Polled(Err(error))),
+        Op::StoreOffset { reply, .. } => (reply, Reply::Stored(Err(error))),
+        Op::GetOffset { reply, .. } => (reply, Reply::Offset(Err(error))),
+        Op::Describe { reply } => (reply, Reply::Described(Err(error))),
     };
     let _ = reply.send(message);
 }
 
 /// A storage error as the client sees it: a batch that can never fit is the
-/// request's fault; anything else is the storage's.
+/// request's fault; a partition that refuses writes after a failed write or
+/// sync says so with its own status; anything else is the storage's.
 pub fn storage_error(error: Error) -> ServeError {
     match error {
-        Error::BatchTooLarge { .. } | Error::Batch(_) => status(Status::Invalid, error.to_string()),
+        Error::BatchTooLarge { .. } | Error::Batch(_) | Error::InvalidConsumerOffset { .. } => {
+            invalid(error.to_string())
+        }
+        Error::Failed { .. } => fail(api::status::PARTITION_FAILED, error.to_string()),
         _ => status(Status::Storage, error.to_string()),
     }
-}
-
-fn storage_error_io(error: std::io::Error) -> ServeError {
-    status(Status::Storage, error.to_string())
 }
 
 /// The answer when the shard that owns a partition has stopped.

@@ -33,6 +33,8 @@ fn spawn(dir: &Path, driver: &str, extra: &[&str]) -> ServerProcess {
     ]
     .into_iter()
     .chain(["--segment-size", "262144"])
+    // Tests run at once: no two may want the default metrics port.
+    .chain(["--metrics-listen", "off"])
     .chain(extra.iter().copied())
     .map(OsStr::new)
     .collect();

@@ -2,94 +2,168 @@
 //! with one thread per core until SIGINT or SIGTERM; then answers what is in
 //! flight, writes and syncs every partition, and exits 0.
 //!
-//! Prints `listening on ADDR` once it accepts connections, and says on
-//! stderr, once, which io driver it runs on. Every optimization is a switch,
+//! Settings come from defaults, a TOML file (`--config PATH` or
+//! `RIVULET_CONFIG`), `RIVULET_<SECTION>_<KEY>` environment variables and
+//! flags, in that order of precedence (see `stage6_broker::settings`); a bad
+//! one is named with where it came from, and the exit code is 2.
+//!
+//! Prints `listening on ADDR` on stdout once it accepts connections (and
+//! nothing else there: tests and scripts read that line); logs go to stderr,
+//! and say once which io driver it runs on. Every optimization is a switch,
 //! so that each one's gain is measured with this one binary.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
+use std::process::ExitCode;
 use std::task::Poll;
 
 use anyhow::Context;
-use clap::{Parser, ValueEnum};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use futures_util::future::{Either, select};
-use stage2_batching::FsyncPolicy;
-use stage6_broker::{Config, IoDriver, ServerConfig, server};
+use stage6_broker::IoDriver;
+use stage6_broker::http::MetricsEndpoint;
+use stage6_broker::settings::{self, KEYS, Loader, Resolved, SettingsError};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Switch {
-    On,
-    Off,
+/// The exit code for settings that cannot be used (clap uses it for bad
+/// flags too), so a service manager can tell "fix the config" from a crash.
+const BAD_CONFIG: u8 = 2;
+
+// ANCHOR: flags
+/// The command line: `--config`, `--print-config`, and one flag per key of
+/// the settings table, made from it (so a new key is a new flag for free).
+fn command() -> Command {
+    let mut command = Command::new("rivulet-server")
+        .about("Rivulet's broker: thread-per-core shards, io_uring, Direct I/O")
+        .after_help(
+            "Precedence, lowest first: defaults, the config file, RIVULET_<SECTION>_<KEY> \
+             environment variables, flags. `--print-config` shows every key.",
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("PATH")
+                .help("TOML settings file [env: RIVULET_CONFIG]"),
+        )
+        .arg(
+            Arg::new("print-config")
+                .long("print-config")
+                .action(ArgAction::SetTrue)
+                .help("Print the settings it would run with, as a commented TOML file, and exit"),
+        );
+    let defaults = settings::Settings::default();
+    for key in KEYS {
+        command = command.arg(
+            Arg::new(key.path())
+                .long(key.flag())
+                .value_name(key.name.to_uppercase())
+                // So that `--shards -3` is refused as a bad number, by key,
+                // rather than as an unknown flag `-3`.
+                .allow_negative_numbers(true)
+                .help(format!(
+                    "{} [default: {}] [env: {}]",
+                    key.summary(),
+                    key.text_value(&defaults),
+                    key.env_var()
+                )),
+        );
+    }
+    command
 }
+// ANCHOR_END: flags
 
-impl Switch {
-    fn on(self) -> bool {
-        self == Switch::On
+// ANCHOR: load
+/// Defaults, then the file, then the environment, then the flags.
+fn load(matches: &ArgMatches) -> Result<Resolved, SettingsError> {
+    let mut loader = Loader::new();
+    let path = matches
+        .get_one::<String>("config")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("RIVULET_CONFIG").map(PathBuf::from));
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(&path).map_err(|error| SettingsError::File {
+            origin: settings::Origin::File(path.clone()),
+            reason: format!("cannot read it: {error}"),
+        })?;
+        loader.file(&path, &text)?;
+    }
+    // Only variables that are valid Unicode can be settings; the others are
+    // someone else's and are left alone.
+    loader.env(
+        std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        }),
+    )?;
+    for key in KEYS {
+        if let Some(text) = matches.get_one::<String>(&key.path()) {
+            loader.flag(key, text)?;
+        }
+    }
+    loader.finish()
+}
+// ANCHOR_END: load
+
+fn main() -> ExitCode {
+    let matches = command().get_matches(); // a bad flag exits 2 with clap's message
+    let resolved = match load(&matches) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            eprintln!("rivulet-server: {error}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    if matches.get_flag("print-config") {
+        print!(
+            "{}",
+            settings::commented_toml(&resolved.settings, settings::PRINT_TITLE)
+        );
+        if let Some(auth) = &resolved.auth {
+            let users = auth.users.len();
+            println!("# In effect: [auth] from the config file, {users} users (not shown).");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // ANCHOR: logs
+    // Logs to stderr (stdout carries only the `listening on` line), colored
+    // only on a terminal: under systemd they go to the journal as plain text.
+    // The filter was checked when the settings were, so this cannot fail.
+    let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(&resolved.log_filter);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    // ANCHOR_END: logs
+    match run(resolved) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Plain stderr, not a log event: it must show whatever the level.
+            eprintln!("rivulet-server: error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-#[derive(Parser)]
-#[command(about = "Rivulet stage 6: thread-per-core shards, io_uring, Direct I/O")]
-struct Args {
-    /// Address every shard listens on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:7406")]
-    listen: SocketAddr,
-    /// Folder for the topics' files.
-    #[arg(long, default_value = "rivulet-data")]
-    data: PathBuf,
-    /// Shards (threads, each with its own runtime); default: one per core.
-    #[arg(long)]
-    shards: Option<usize>,
-    /// Pin each shard's thread to its own core.
-    #[arg(long, value_enum, default_value = "on")]
-    pin: Switch,
-    /// Open segments with O_DIRECT (off: the same calls through the page cache).
-    #[arg(long, value_enum, default_value = "on")]
-    direct_io: Switch,
-    /// auto (io_uring if the kernel allows it, else polling), io-uring or polling.
-    #[arg(long, default_value = "auto", value_parser = parse_driver)]
-    io_driver: IoDriver,
-    /// When to fsync: always, every-batch, interval-250ms (any milliseconds) or never.
-    #[arg(long, default_value = "every-batch")]
-    fsync: FsyncPolicy,
-    /// Bytes per segment file (a multiple of 4096).
-    #[arg(long, default_value_t = Config::default().segment_size)]
-    segment_size: u64,
-}
-
-fn parse_driver(text: &str) -> Result<IoDriver, String> {
-    IoDriver::parse(text).ok_or_else(|| format!("{text:?}: expected auto, io-uring or polling"))
-}
-
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let config = ServerConfig {
-        listen: args.listen,
-        data: args.data.clone(),
-        shards: args.shards.unwrap_or_else(server::cores),
-        pin: args.pin.on(),
-        driver: args.io_driver,
-        storage: Config {
-            segment_size: args.segment_size,
-            direct_io: args.direct_io.on(),
-            fsync: args.fsync,
-            ..Config::default()
-        },
-        ..ServerConfig::new()
-    };
-    let shards = config.shards;
-    let server = stage6_broker::start(config).with_context(|| {
-        format!(
-            "starting on {} with data in {}",
-            args.listen,
-            args.data.display()
-        )
-    })?;
+fn run(resolved: Resolved) -> anyhow::Result<()> {
+    let Resolved {
+        server: config,
+        metrics,
+        auth,
+        ..
+    } = resolved;
+    let (listen, data) = (config.listen, config.data.clone());
+    let (shards, asked, pin) = (config.shards, config.driver, config.pin);
+    let (direct_io, fsync) = (config.storage.direct_io, config.storage.fsync);
+    if let Some(auth) = &auth {
+        tracing::info!("access control on: {} users", auth.users.len());
+    }
+    let server = stage6_broker::server::start_with_auth(config, auth)
+        .with_context(|| format!("starting on {listen} with data in {}", data.display()))?;
     // ANCHOR: driver_log
-    let fell_back = args.io_driver == IoDriver::Auto && server.driver() == "polling";
-    eprintln!(
+    let fell_back = asked == IoDriver::Auto && server.driver() == "polling";
+    tracing::info!(
         "rivulet-server: {shards} shards, io driver {}{}, direct I/O {}, pinning {}, fsync {}",
         server.driver(),
         if fell_back {
@@ -97,25 +171,59 @@ fn main() -> anyhow::Result<()> {
         } else {
             ""
         },
-        if args.direct_io.on() { "on" } else { "off" },
-        if args.pin.on() { "on" } else { "off" },
-        args.fsync.name(),
+        if direct_io { "on" } else { "off" },
+        if pin { "on" } else { "off" },
+        fsync.name(),
     );
     // ANCHOR_END: driver_log
-    wait_for_signal(server.addr())?;
+    tracing::info!("data in {}", data.display());
+    // ANCHOR: metrics_start
+    let endpoint = match metrics {
+        Some(addr) => {
+            let counters = server.metrics();
+            let depths = server.queue_depths();
+            let render = move || counters.render(&depths.now());
+            // The endpoint is an observer: if its port is taken, the broker
+            // still serves its clients and says loudly that it has no
+            // metrics. Rejected: refusing to start, which would turn a
+            // monitoring mistake into an outage.
+            match MetricsEndpoint::start(addr, render) {
+                Ok(endpoint) => {
+                    tracing::info!("metrics on http://{}/metrics", endpoint.addr());
+                    Some(endpoint)
+                }
+                Err(error) => {
+                    tracing::error!("no metrics: cannot listen on {addr}: {error}");
+                    None
+                }
+            }
+        }
+        None => {
+            tracing::info!("metrics off");
+            None
+        }
+    };
+    // ANCHOR_END: metrics_start
+    let signal = wait_for_signal(server.addr())?;
+    tracing::info!("{signal}: stopping (answering what is in flight, then flushing)");
+    if let Some(endpoint) = endpoint {
+        endpoint.stop();
+    }
     server.shutdown()?;
+    tracing::info!("stopped: every partition written and synced");
     Ok(())
 }
 
 /// Prints `listening on ADDR`, then blocks until SIGINT or SIGTERM, on a
-/// small compio runtime of its own (the shards' runtimes are on their threads).
+/// small compio runtime of its own (the shards' runtimes are on their
+/// threads); returns which signal came.
 ///
 /// The handlers are installed *before* the line is printed: a test that
 /// sends SIGTERM as soon as it reads the line must find them there, not the
 /// default action (which kills the process without a flush).
-fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<()> {
+fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<&'static str> {
     let runtime = IoDriver::Auto.runtime()?;
-    runtime.block_on(async {
+    let signal = runtime.block_on(async {
         let mut interrupt = pin!(compio::signal::ctrl_c());
         let mut terminate = pin!(compio::signal::unix::signal(SIGTERM));
         // One poll of each registers its handler (a signal cannot have come yet).
@@ -126,7 +234,8 @@ fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<()> {
                 Poll::Pending => terminate.as_mut().poll(cx),
             };
             match (first, second) {
-                (Poll::Ready(result), _) | (_, Poll::Ready(result)) => Poll::Ready(Some(result)),
+                (Poll::Ready(result), _) => Poll::Ready(Some(result.map(|()| "SIGINT"))),
+                (_, Poll::Ready(result)) => Poll::Ready(Some(result.map(|()| "SIGTERM"))),
                 _ => Poll::Ready(None),
             }
         })
@@ -136,10 +245,11 @@ fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<()> {
             return result;
         }
         match select(interrupt, terminate).await {
-            Either::Left((result, _)) | Either::Right((result, _)) => result,
+            Either::Left((result, _)) => result.map(|()| "SIGINT"),
+            Either::Right((result, _)) => result.map(|()| "SIGTERM"),
         }
     })?;
-    Ok(())
+    Ok(signal)
 }
 
 /// SIGTERM's number on Linux (every architecture Rivulet runs on).
