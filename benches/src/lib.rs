@@ -4,27 +4,33 @@
 //! be set beside a number from another:
 //! - [`loadgen`]: the load generator (producers and consumers over a target,
 //!   closed or open loop, merged histograms), and [`adapters`]: its targets,
-//!   one per networked stage;
+//!   one per networked stage. The generator is its own crate,
+//!   `rivulet-loadgen`, re-exported here, so stage 6's `rivulet bench` can use
+//!   it too (this crate depends on stage 6, so stage 6 cannot depend on it);
 //! - [`ladder`]: every stage on one workload, beside the machine's limits;
 //! - [`raw`]: the machine's own limits for the same bytes (plain writes, fsync,
 //!   reads), measured in the same run as the stages;
-//! - [`latency`]: percentiles from merged HdrHistograms;
-//! - [`machine`]: what the machine is, written into every results file;
+//! - [`latency`]: percentiles from merged HdrHistograms (from `rivulet-loadgen`);
+//! - [`machine`]: what the machine is, written into every results file (from
+//!   `rivulet-loadgen`, whose results files carry it too);
 //! - [`results`]: criterion's estimates gathered into one JSON results file per
 //!   suite and profile, under `benches/results/<profile>/`;
 //! - [`report`] and [`chart`]: those files turned into the book's tables and
-//!   SVG charts.
+//!   SVG charts;
+//! - [`reliability`]: the crash-torture results (`torture.json`, written by
+//!   `scripts/torture`) turned into the reliability chapter's figures.
 
 pub mod adapters;
 pub mod chart;
 pub mod ladder;
-pub mod latency;
-pub mod loadgen;
-pub mod machine;
 pub mod profile;
 pub mod raw;
+pub mod reliability;
 pub mod report;
 pub mod results;
+
+pub use rivulet_loadgen as loadgen;
+pub use rivulet_loadgen::{latency, machine};
 
 use std::path::{Path, PathBuf};
 

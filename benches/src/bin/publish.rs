@@ -9,6 +9,7 @@
 use anyhow::Context;
 use bench::ladder::LadderResults;
 use bench::profile::{Profile, render_page};
+use bench::reliability;
 use bench::report::{
     Gain, charts, render_gains, render_group_page, render_suite, render_talk_table,
 };
@@ -107,6 +108,11 @@ fn main() -> anyhow::Result<()> {
             .into_iter()
             .map(|chart| (chart.file_name, chart.svg)),
     );
+
+    // The reliability chapter's crash-torture figures, from torture.json
+    // (the driver's own format, so read by its own module).
+    let torture = reliability::TortureFile::all()?;
+    pages.push(("torture.md".to_string(), reliability::render(&torture)));
 
     // The Hardware profiles chapter's table, from hw-profiles/*.toml.
     pages.push(("hw-profiles.md".to_string(), render_page(&hw_profiles)));

@@ -1,0 +1,302 @@
+//! The crash torture's summaries (`benches/results/<profile>/torture.json`,
+//! written by `rivulet-torture`, see `scripts/torture`) turned into the
+//! reliability chapter's page, `book/src/generated/torture.md`. As with
+//! every results page, no number is typed by hand, and none appears without
+//! the machine and commit it came from.
+//!
+//! Only the fields the page shows are read: the driver writes more (its
+//! failures described, its notes), and a field added there does not break
+//! this page.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::machine::Machine;
+use crate::results::results_dir;
+
+/// One run of the torture driver.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TortureFile {
+    /// The commit its binaries were built from.
+    pub commit: String,
+    /// When it ended.
+    pub date: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The seed of its random choices.
+    pub seed: u64,
+    /// The broker's rounds.
+    pub broker: Broker,
+    /// Stage 2's rounds, per policy.
+    pub stage2: Vec<Stage2Policy>,
+    /// Whether every check held.
+    pub passed: bool,
+}
+
+/// The broker part of a run.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Broker {
+    /// Rounds (one kill each).
+    pub rounds: u64,
+    /// How long they took.
+    pub seconds: f64,
+    /// The fsync policy.
+    pub fsync: String,
+    /// Segment size.
+    pub segment_size: u64,
+    /// Retention by size, if on.
+    pub retention_bytes: Option<u64>,
+    /// Producer connections.
+    pub producers: u64,
+    /// Partitions.
+    pub partitions: u32,
+    /// Shards.
+    pub shards: u32,
+    /// Kills by moment.
+    pub kills: Kills,
+    /// The checks' counts.
+    pub counts: Counts,
+    /// The consumer-offset check.
+    pub consumer: Consumer,
+    /// What could not be tested.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// What failed.
+    #[serde(default)]
+    pub failures: Vec<String>,
+}
+
+/// Kills by the moment they landed in.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Kills {
+    /// Under load.
+    pub produce: u64,
+    /// Right after a new segment appeared.
+    pub rollover: u64,
+    /// Right after retention deleted a segment.
+    pub retention: u64,
+    /// During a graceful shutdown.
+    pub shutdown: u64,
+    /// Shutdowns that had finished before the SIGKILL came.
+    #[serde(default)]
+    pub shutdown_finished_first: u64,
+}
+
+/// What the broker's checks counted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Counts {
+    /// Messages acknowledged.
+    pub acknowledged: u64,
+    /// Acknowledged messages found intact after a crash.
+    pub verified: u64,
+    /// Acknowledged messages retention deleted before a check.
+    pub removed_by_retention_unverified: u64,
+    /// Unacknowledged messages found after a restart.
+    pub unacknowledged_survivors: u64,
+    /// Acknowledged messages missing.
+    pub losses: u64,
+    /// Records damaged.
+    pub corrupt: u64,
+    /// Ids stored twice.
+    pub duplicates: u64,
+    /// Offsets out of order, or a hole in the middle.
+    pub order_violations: u64,
+}
+
+/// The consumer-offset check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Consumer {
+    /// Whether it ran.
+    pub checked: bool,
+    /// Why not, if not.
+    pub note: Option<String>,
+    /// Acknowledged commits.
+    pub commits: u64,
+    /// Stored offsets found below an acknowledged commit after a restart.
+    pub went_back: u64,
+}
+
+/// One stage 2 policy's rounds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stage2Policy {
+    /// The policy.
+    pub policy: String,
+    /// Kills.
+    pub rounds: u64,
+    /// Messages acknowledged.
+    pub acknowledged: u64,
+    /// Messages promised durable.
+    pub durable_promised: u64,
+    /// Promised messages missing.
+    pub losses: u64,
+    /// Damaged records.
+    pub corrupt: u64,
+}
+
+impl TortureFile {
+    /// Every profile's `torture.json`, in profile order.
+    pub fn all() -> anyhow::Result<Vec<TortureFile>> {
+        let mut files = Vec::new();
+        let Ok(profiles) = std::fs::read_dir(results_dir()) else {
+            return Ok(files);
+        };
+        for profile in profiles {
+            let path = profile?.path().join("torture.json");
+            if path.exists() {
+                files.push(TortureFile::read(&path)?);
+            }
+        }
+        files.sort_by(|a, b| a.machine.profile.cmp(&b.machine.profile));
+        Ok(files)
+    }
+
+    /// Reads one.
+    pub fn read(path: &Path) -> anyhow::Result<TortureFile> {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// The page: one section per profile that has run the torture.
+pub fn render(files: &[TortureFile]) -> String {
+    let mut out = String::from(
+        "<!-- Generated by `cargo run -p bench --bin publish` from \
+         benches/results/*/torture.json. Edit those, not this. -->\n\n",
+    );
+    if files.is_empty() {
+        out.push_str("*Not run on any profile yet: `scripts/torture` runs it here.*\n");
+        return out;
+    }
+    for file in files {
+        render_file(&mut out, file);
+    }
+    out
+}
+
+fn render_file(out: &mut String, file: &TortureFile) {
+    let broker = &file.broker;
+    let counts = &broker.counts;
+    let kills = &broker.kills;
+    let _ = writeln!(out, "#### Run on profile `{}`\n", file.machine.profile);
+    let _ = writeln!(
+        out,
+        "{} · commit `{}` · {} · seed `{}` · **{}**\n",
+        file.machine.summary(),
+        file.commit,
+        file.date,
+        file.seed,
+        if file.passed {
+            "every check held"
+        } else {
+            "FAILED"
+        }
+    );
+    let retention = broker
+        .retention_bytes
+        .map_or("off".to_string(), |bytes| format!("{} KiB", bytes >> 10));
+    let _ = writeln!(
+        out,
+        "**The broker**: {} rounds in {:.0} s; fsync `{}`, {} KiB segments, retention {}, \
+         {} producers, {} partitions, {} shards.\n",
+        broker.rounds,
+        broker.seconds,
+        broker.fsync,
+        broker.segment_size >> 10,
+        retention,
+        broker.producers,
+        broker.partitions,
+        broker.shards
+    );
+    let _ = writeln!(
+        out,
+        "| kills under load | at a rollover | during retention | during shutdown \
+         | (shutdowns that finished first) |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        kills.produce,
+        kills.rollover,
+        kills.retention,
+        kills.shutdown,
+        kills.shutdown_finished_first
+    );
+    let _ = writeln!(
+        out,
+        "| messages acknowledged | found intact after a crash | deleted by retention first \
+         | in flight, found anyway | lost | corrupt | duplicated | out of order |"
+    );
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | **{}** | **{}** | **{}** | **{}** |\n",
+        counts.acknowledged,
+        counts.verified,
+        counts.removed_by_retention_unverified,
+        counts.unacknowledged_survivors,
+        counts.losses,
+        counts.corrupt,
+        counts.duplicates,
+        counts.order_violations
+    );
+    let consumer = &broker.consumer;
+    if consumer.checked {
+        let _ = writeln!(
+            out,
+            "Consumer offsets: {} acknowledged auto-commits; a stored offset found below an \
+             acknowledged one after a restart: **{}** times.\n",
+            consumer.commits, consumer.went_back
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Consumer offsets: not checked ({}).\n",
+            consumer.note.as_deref().unwrap_or("no reason given")
+        );
+    }
+    if !file.stage2.is_empty() {
+        let _ = writeln!(out, "**Stage 2's log**, killed while appending:\n");
+        let _ = writeln!(
+            out,
+            "| fsync policy | kills | messages acknowledged | promised durable | lost | corrupt |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        for policy in &file.stage2 {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | **{}** | **{}** |",
+                policy.policy,
+                policy.rounds,
+                policy.acknowledged,
+                policy.durable_promised,
+                policy.losses,
+                policy.corrupt
+            );
+        }
+        out.push('\n');
+    }
+    for note in &broker.notes {
+        let _ = writeln!(out, "*Note: {note}*\n");
+    }
+    for failure in &broker.failures {
+        let _ = writeln!(out, "- failure: {failure}");
+    }
+    if !broker.failures.is_empty() {
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reliability_page_says_when_nothing_was_run() {
+        let page = render(&[]);
+        assert!(page.contains("Not run on any profile yet"));
+    }
+}
