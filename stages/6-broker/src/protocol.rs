@@ -214,7 +214,7 @@ fn decode_produce(body: Vec<u8>) -> Result<Request, DecodeError> {
     let said = reader.u32("count")?;
     let records_at = body.len() - reader.remaining();
     let records = body.get(records_at..).unwrap_or_default();
-    let found = record::walk(records)?.len();
+    let found = record::count(records)?;
     if found != said as usize {
         return Err(DecodeError::Count { said, found });
     }

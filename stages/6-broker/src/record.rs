@@ -102,7 +102,21 @@ pub type Extents = Vec<(usize, usize)>;
 /// before it is used, so a lying length is an error, never a slice panic.
 pub fn walk(records: &[u8]) -> Result<Extents, BatchError> {
     let mut extents = Vec::new();
+    visit(records, |at, len| extents.push((at, len)))?;
+    Ok(extents)
+}
+
+/// [`walk`]'s check without the list: how many whole records `records` is.
+/// The shard that reads a produce only needs the count to compare with the
+/// frame's; the owner walks again to stamp. Counting allocates nothing.
+pub fn count(records: &[u8]) -> Result<usize, BatchError> {
+    visit(records, |_, _| {})
+}
+
+/// Calls `each(at, len)` for every record of `records`, in order; the count.
+fn visit(records: &[u8], mut each: impl FnMut(usize, usize)) -> Result<usize, BatchError> {
     let mut at = 0;
+    let mut found = 0;
     while at < records.len() {
         let available = records.len() - at;
         let header = header_at(&records[at..]).ok_or(BatchError::Truncated {
@@ -118,13 +132,14 @@ pub fn walk(records: &[u8]) -> Result<Extents, BatchError> {
                 available,
             });
         }
-        extents.push((at, len));
+        each(at, len);
+        found += 1;
         at += len;
     }
-    if extents.is_empty() {
+    if found == 0 {
         return Err(BatchError::Empty);
     }
-    Ok(extents)
+    Ok(found)
 }
 
 // ANCHOR: stamp
