@@ -299,16 +299,9 @@ fn percent(ratio: f64) -> String {
     format!("{percent:.decimals$}%")
 }
 
-/// Nanoseconds in the unit that keeps three significant figures readable.
-pub fn duration(ns: f64) -> String {
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
-}
+/// Nanoseconds in the unit that keeps three significant figures readable:
+/// the load generator's rule, so its tables and the book's read alike.
+pub use crate::latency::duration;
 
 /// The talk's end-to-end table, from one group of a suite: for each
 /// (label, regular row, improved row), throughput and p99 latency side by side

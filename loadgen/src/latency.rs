@@ -15,7 +15,7 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// Nanoseconds in the unit that keeps three significant figures readable
-/// (the tables of `bench`'s report pages use the same rule).
+/// (`bench`'s report pages use this one too).
 pub fn duration(ns: f64) -> String {
     if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)

@@ -28,7 +28,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::rng::Rng;
-use crate::summary::{Machine, Summary};
+use crate::summary::Summary;
+use rivulet_loadgen::machine::{self, Machine};
 
 #[derive(Parser)]
 #[command(about = "Crash torture: SIGKILL rivulet-server and stage 2's log, verify every ack")]
@@ -134,8 +135,8 @@ fn main() -> anyhow::Result<()> {
             .all(|p| p.failures.is_empty() && p.losses == 0 && p.corrupt == 0);
     let summary = Summary {
         suite: "torture".to_string(),
-        commit: summary::commit(),
-        date: summary::utc_now(),
+        commit: machine::commit(),
+        date: machine::utc_now(),
         machine: Machine::detect(&dir),
         seed,
         broker,
