@@ -114,6 +114,17 @@ impl Client {
     /// Connects to `addr` (`host:port`), trying each address it resolves to,
     /// with [`DEFAULT_TIMEOUT`] on the connect and on every read and write.
     pub fn connect(addr: &str) -> Result<Client, ClientError> {
+        Client::connect_with_timeout(addr, DEFAULT_TIMEOUT)
+    }
+
+    /// Connects as [`Client::connect`] does, with `timeout` on the connect
+    /// and on every read and write instead of [`DEFAULT_TIMEOUT`]: the crash
+    /// torture and the reliability tests want "the server hangs" reported
+    /// sooner, as an error, than a person at the command line would.
+    pub fn connect_with_timeout(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
         let connect_error = |source| ClientError::Connect {
             addr: addr.to_string(),
             source,
@@ -124,17 +135,17 @@ impl Client {
             "the address resolves to nothing",
         );
         for resolved in addrs {
-            match TcpStream::connect_timeout(&resolved, DEFAULT_TIMEOUT) {
-                Ok(stream) => return Client::from_stream(stream).map_err(connect_error),
+            match TcpStream::connect_timeout(&resolved, timeout) {
+                Ok(stream) => return Client::from_stream(stream, timeout).map_err(connect_error),
                 Err(error) => last = error,
             }
         }
         Err(connect_error(last))
     }
 
-    fn from_stream(stream: TcpStream) -> std::io::Result<Client> {
-        stream.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
-        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+    fn from_stream(stream: TcpStream, timeout: Duration) -> std::io::Result<Client> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
         // One small request at a time: Nagle's delay would be pure latency.
         stream.set_nodelay(true)?;
         Ok(Client {
@@ -158,12 +169,25 @@ impl Client {
     }
 
     /// Sends one request and returns the body of an ok reply; an error
-    /// status becomes [`ClientError::Server`] with the server's message.
+    /// status becomes [`ClientError::Server`] with the server's message, and
+    /// a reply to another request is refused.
     pub fn call(&mut self, code: u16, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         self.correlation = self.correlation.wrapping_add(1);
         let frame = request_frame(code, self.correlation, body)?;
         self.stream.write_all(&frame)?;
-        let (status, body) = self.read_reply()?;
+        let (status, correlation, body) = self.read_reply()?;
+        // The server answers a frame too short to hold a correlation id with
+        // status `Malformed` and correlation 0, and closes the connection:
+        // that error is still this request's. Any other mismatch is a stream
+        // out of step (rejected: trusting the status alone, which would take
+        // another request's error for this one's).
+        let ours = correlation == self.correlation || (status != 0 && correlation == 0);
+        if !ours {
+            return Err(ClientError::Decode(format!(
+                "reply to request {correlation}, expected {}",
+                self.correlation
+            )));
+        }
         if status == 0 {
             Ok(body)
         } else {
@@ -175,9 +199,12 @@ impl Client {
     }
 
     // ANCHOR: read_reply
-    /// Reads one reply frame, refusing a length over the limit before
-    /// allocating its body, and a correlation id other than the request's.
-    fn read_reply(&mut self) -> Result<(u16, Vec<u8>), ClientError> {
+    /// Reads one reply frame as it comes: `(status, correlation, body)`. A
+    /// length over the limit ([`Client::set_max_reply_len`]) is refused
+    /// before its body is allocated. Public for tests that send raw frames
+    /// ([`Client::send_raw`]); [`Client::call`] uses it and checks the
+    /// correlation id.
+    pub fn read_reply(&mut self) -> Result<(u16, u32, Vec<u8>), ClientError> {
         let mut header = [0u8; HEADER_LEN];
         self.stream.read_exact(&mut header)?;
         let [l0, l1, l2, l3, s0, s1, c0, c1, c2, c3] = header;
@@ -197,17 +224,47 @@ impl Client {
         }
         let mut body = vec![0u8; (len - MIN_FRAME_LEN) as usize];
         self.stream.read_exact(&mut body)?;
-        // The server closes the connection after some errors and may answer
-        // them with correlation 0 (a frame it could not read far enough).
-        if correlation != self.correlation && status == 0 {
-            return Err(ClientError::Decode(format!(
-                "reply to request {correlation}, expected {}",
-                self.correlation
-            )));
-        }
-        Ok((status, body))
+        Ok((status, correlation, body))
     }
     // ANCHOR_END: read_reply
+
+    /// Writes `bytes` as they are, whatever they claim to be: for tests
+    /// that lie to the server (truncated frames, lying lengths). The reply,
+    /// if any, is read with [`Client::read_reply`].
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    /// The socket itself, for tests that shut down one direction or flush.
+    /// Rejected: a method per socket operation, each used by one test.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// Whether the server closes the connection within `patience`: a read
+    /// meets end of file or a reset. Bytes still in flight (the rest of a
+    /// reply) are read and dropped. Leaves `patience` as the read timeout.
+    pub fn is_closed_by_server(&mut self, patience: Duration) -> bool {
+        // A zero timeout is an error for `set_read_timeout`; one that cannot
+        // be set means the socket is already unusable, which the read says.
+        let _ = self.stream.set_read_timeout(Some(patience));
+        let mut byte = [0u8; 1];
+        loop {
+            match self.stream.read(&mut byte) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error) => {
+                    // A timeout is "still open"; any other error (a reset)
+                    // is the server gone.
+                    return !matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    );
+                }
+            }
+        }
+    }
 
     /// Sends a JSON request and reads a JSON reply.
     pub fn call_json<Q: Serialize, A: DeserializeOwned>(
@@ -256,6 +313,22 @@ impl Client {
         self.call_json(code::CREATE_TOPIC_NAMED, topic)
     }
 
+    /// Creates topic `topic` with `partitions` partitions by id (stage 4's
+    /// binary command, code 10); fine if it exists with as many. Kept for
+    /// clients that name topics by number only, as the crash torture does
+    /// so it also runs against a server without named topics.
+    pub fn create_topic_by_id(&mut self, topic: u32, partitions: u32) -> Result<(), ClientError> {
+        let (code, body) = Request::CreateTopic { topic, partitions }.encode();
+        let reply = self.call(code, &body)?;
+        match Response::decode(code, &reply) {
+            Ok(Response::Created) => Ok(()),
+            Ok(other) => Err(ClientError::Decode(format!(
+                "unexpected create topic reply {other:?}"
+            ))),
+            Err(error) => Err(ClientError::Decode(error.to_string())),
+        }
+    }
+
     /// The topics of `stream`, or of every stream, in id order.
     pub fn list_topics(
         &mut self,
@@ -286,6 +359,19 @@ impl Client {
         partitioning: Partitioning,
         payloads: impl IntoIterator<Item = P>,
     ) -> Result<Produced, ClientError> {
+        let records = payloads.into_iter().map(|payload| (0, payload));
+        self.produce_with_ids(topic, partitioning, records)
+    }
+
+    /// Produces `(id, payload)` records as one batch: the id is stored with
+    /// each record and served back by a poll, which is how the crash
+    /// torture and the reliability tests tell every message from another.
+    pub fn produce_with_ids<P: AsRef<[u8]>>(
+        &mut self,
+        topic: u32,
+        partitioning: Partitioning,
+        records: impl IntoIterator<Item = (u64, P)>,
+    ) -> Result<Produced, ClientError> {
         if let Partitioning::Key(key) = &partitioning
             && key.len() > usize::from(u16::MAX)
         {
@@ -295,12 +381,12 @@ impl Client {
                 key.len()
             )));
         }
-        let records = payloads
+        let records = records
             .into_iter()
-            .map(|payload| Record {
+            .map(|(id, payload)| Record {
                 offset: 0,
                 timestamp: 0,
-                id: 0,
+                id,
                 payload: payload.as_ref().to_vec(),
             })
             .collect();
@@ -543,6 +629,59 @@ mod tests {
             matches!(&error, ClientError::Decode(message) if message.contains("over the")),
             "{error}"
         );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn client_refuses_a_reply_to_another_request_but_takes_a_malformed_with_zero() {
+        let (addr, server) = one_shot(|_, _| {}, |correlation| frame(0, correlation + 1, b"{}"));
+        let mut client = Client::connect(&addr).unwrap();
+        let error = client.stats().unwrap_err();
+        assert!(
+            matches!(&error, ClientError::Decode(m) if m.contains("reply to request 2")),
+            "{error}"
+        );
+        server.join().unwrap();
+        // A frame too short to carry a correlation is answered with 0.
+        let (addr, server) = one_shot(|_, _| {}, |_| frame(2, 0, b"frame too short"));
+        let mut client = Client::connect(&addr).unwrap();
+        let error = client.stats().unwrap_err();
+        assert_eq!(error.status(), Some(2), "{error}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn client_produce_with_ids_sends_each_records_id() {
+        let (addr, server) = one_shot(
+            |code, body| {
+                let request = Request::decode(code, &body).unwrap().unwrap();
+                let Request::Produce {
+                    topic,
+                    partitioning,
+                    records,
+                } = request
+                else {
+                    panic!("not a produce: {request:?}");
+                };
+                assert_eq!((topic, partitioning), (1, Partitioning::Explicit(3)));
+                let got: Vec<_> = records.into_iter().map(|r| (r.id, r.payload)).collect();
+                assert_eq!(got, vec![(7, b"a".to_vec()), (9, b"bc".to_vec())]);
+            },
+            |correlation| {
+                // Stage 4's produce reply: partition, first offset, count,
+                // durable.
+                let mut body = 3u32.to_le_bytes().to_vec();
+                body.extend_from_slice(&40u64.to_le_bytes());
+                body.extend_from_slice(&2u32.to_le_bytes());
+                body.push(1);
+                frame(0, correlation, &body)
+            },
+        );
+        let mut client = Client::connect(&addr).unwrap();
+        let produced = client
+            .produce_with_ids(1, Partitioning::Explicit(3), [(7, &b"a"[..]), (9, b"bc")])
+            .unwrap();
+        assert_eq!((produced.first_offset, produced.count), (40, 2));
         server.join().unwrap();
     }
 

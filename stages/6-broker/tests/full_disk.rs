@@ -25,9 +25,6 @@
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
-#[path = "../src/bin/rivulet-torture/wire.rs"]
-mod wire;
-
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,8 +32,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stage3_tcp_server::process::ServerProcess;
+use stage4_partitions::Partitioning;
 use stage6_broker::api;
-use wire::{CallError, Conn};
+use stage6_broker::client::{Client, ClientError};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const TOPIC: u32 = 1;
@@ -251,22 +249,26 @@ fn payload(id: u64) -> Vec<u8> {
 /// id)`s and the error. A lost connection or a timeout (a crash or a hang)
 /// fails the test.
 fn produce_until_error(
-    conn: &mut Conn,
+    conn: &mut Client,
     next_id: &mut u64,
     limit: u64,
-) -> (Vec<(u64, u64)>, CallError) {
+) -> (Vec<(u64, u64)>, ClientError) {
     let mut acked = Vec::new();
     for _ in 0..limit {
         let batch: Vec<(u64, Vec<u8>)> = (*next_id..*next_id + 16)
             .map(|id| (id, payload(id)))
             .collect();
         *next_id += 16;
-        match conn.produce(TOPIC, 0, &batch) {
+        match conn.produce_with_ids(
+            TOPIC,
+            Partitioning::Explicit(0),
+            batch.iter().map(|(id, p)| (*id, p)),
+        ) {
             Ok(produced) => {
                 assert!(produced.durable);
                 acked.extend((produced.first_offset..).zip(batch.iter().map(|(id, _)| *id)));
             }
-            Err(error @ CallError::Server { .. }) => return (acked, error),
+            Err(error @ ClientError::Server { .. }) => return (acked, error),
             Err(error) => panic!("produce on a full disk must get an answer: {error}"),
         }
     }
@@ -277,17 +279,17 @@ fn produce_until_error(
 /// error (retention or freed space may take a tick); the last error if it
 /// never succeeds.
 fn produce_resumes(
-    conn: &mut Conn,
+    conn: &mut Client,
     next_id: &mut u64,
     within: Duration,
-) -> Result<(u64, u64), CallError> {
+) -> Result<(u64, u64), ClientError> {
     let deadline = Instant::now() + within;
     loop {
         let id = *next_id;
         *next_id += 1;
-        match conn.produce(TOPIC, 0, &[(id, payload(id))]) {
+        match conn.produce_with_ids(TOPIC, Partitioning::Explicit(0), [(id, payload(id))]) {
             Ok(produced) => return Ok((produced.first_offset, id)),
-            Err(error @ CallError::Server { .. }) if Instant::now() < deadline => {
+            Err(error @ ClientError::Server { .. }) if Instant::now() < deadline => {
                 assert_ne!(
                     error.status(),
                     Some(api::status::PARTITION_FAILED),
@@ -303,7 +305,7 @@ fn produce_resumes(
 /// Every record from the partition's first to its end: dense, intact, and
 /// holding every acknowledged id at or above the first offset. Returns the
 /// first offset.
-fn check_served(conn: &mut Conn, acked: &[(u64, u64)]) -> u64 {
+fn check_served(conn: &mut Client, acked: &[(u64, u64)]) -> u64 {
     let mut records = Vec::new();
     let mut offset = 0;
     loop {
@@ -326,7 +328,7 @@ fn check_served(conn: &mut Conn, acked: &[(u64, u64)]) -> u64 {
     first
 }
 
-fn is_space_error(error: &CallError) -> bool {
+fn is_space_error(error: &ClientError) -> bool {
     let text = error.to_string().to_lowercase();
     text.contains("space") || text.contains("full")
 }
@@ -348,8 +350,8 @@ fn full_disk_refuses_produce_clearly_keeps_every_ack_and_resumes_when_space_is_f
     // Another tenant's file takes all but 6 MiB: a few segments' worth.
     let other = filler(&mounted, "other-tenant", 6 * MIB);
     let server = spawn(&data, &[]);
-    let mut conn = Conn::connect(server.addr(), TIMEOUT).unwrap();
-    conn.create_topic(TOPIC, 1).unwrap();
+    let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
+    conn.create_topic_by_id(TOPIC, 1).unwrap();
     let mut next_id = 0;
 
     // Full: a clear error, the same again, and the server still answers.
@@ -366,7 +368,7 @@ fn full_disk_refuses_produce_clearly_keeps_every_ack_and_resumes_when_space_is_f
     assert!(more.is_empty() && is_space_error(&again), "{again}");
     // Reads keep working, and nothing acknowledged was damaged.
     assert_eq!(check_served(&mut conn, &acked), 0);
-    let mut fresh = Conn::connect(server.addr(), TIMEOUT).unwrap();
+    let mut fresh = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
     assert_eq!(check_served(&mut fresh, &acked), 0);
 
     // Space freed by someone else: the same server takes writes again.
@@ -391,7 +393,7 @@ fn full_disk_refuses_produce_clearly_keeps_every_ack_and_resumes_when_space_is_f
         return;
     }
     let server = spawn(&data, &["--retention-bytes", "3145728"]);
-    let mut conn = Conn::connect(server.addr(), TIMEOUT).unwrap();
+    let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
     // Retention runs in the partition's periodic tick: wait for its first
     // deletion (the oldest record served moves up), then produce.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -463,10 +465,11 @@ fn full_disk_a_failing_device_fails_the_partition_and_is_never_retried() {
     };
     let data = mounted.path().join("data");
     let server = spawn(&data, &[]);
-    let mut conn = Conn::connect(server.addr(), TIMEOUT).unwrap();
-    conn.create_topic(TOPIC, 1).unwrap();
+    let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
+    conn.create_topic_by_id(TOPIC, 1).unwrap();
     for id in 0..20 {
-        conn.produce(TOPIC, 0, &[(id, payload(id))]).unwrap();
+        conn.produce_with_ids(TOPIC, Partitioning::Explicit(0), [(id, payload(id))])
+            .unwrap();
     }
 
     // From here on, every write and sync fails with EIO.
@@ -479,9 +482,9 @@ fn full_disk_a_failing_device_fails_the_partition_and_is_never_retried() {
     }
     let mut errors = Vec::new();
     for id in 20..30 {
-        match conn.produce(TOPIC, 0, &[(id, payload(id))]) {
+        match conn.produce_with_ids(TOPIC, Partitioning::Explicit(0), [(id, payload(id))]) {
             Ok(produced) => panic!("a write to a failed device was acknowledged: {produced:?}"),
-            Err(error @ CallError::Server { .. }) => errors.push(error),
+            Err(error @ ClientError::Server { .. }) => errors.push(error),
             Err(error) => panic!("the server must answer, not crash or hang: {error}"),
         }
     }
@@ -498,7 +501,7 @@ fn full_disk_a_failing_device_fails_the_partition_and_is_never_retried() {
         );
     }
     // The process is up and answers other requests.
-    let mut other = Conn::connect(server.addr(), TIMEOUT).unwrap();
+    let mut other = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
     let error = other.poll(999, 0, 0, 1).unwrap_err();
     assert_eq!(
         error.status(),
@@ -515,7 +518,7 @@ fn full_disk_a_failing_device_fails_the_partition_and_is_never_retried() {
     // acknowledged message from the log.
     mounted.remount().unwrap();
     let server = spawn(&data, &[]);
-    let mut conn = Conn::connect(server.addr(), TIMEOUT).unwrap();
+    let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
     let acked: Vec<(u64, u64)> = (0..20).map(|id| (id, id)).collect();
     assert_eq!(check_served(&mut conn, &acked), 0);
     drop(conn);

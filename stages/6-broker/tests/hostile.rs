@@ -22,9 +22,6 @@
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
-#[path = "../src/bin/rivulet-torture/wire.rs"]
-mod wire;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::ffi::OsStr;
@@ -36,12 +33,13 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use stage3_tcp_server::process::ServerProcess;
+use stage4_partitions::Partitioning;
 use stage4_partitions::protocol::Status;
 use stage6_broker::IoDriver;
 use stage6_broker::api::{self, PollBy, PollKind};
+use stage6_broker::client::{Client, ClientError, request_frame};
 use stage6_broker::frame::{DEFAULT_MAX_FRAME_LEN, FrameError, read_frame};
 use stage6_broker::protocol::Request;
-use wire::{CallError, Conn, frame};
 
 // ---------------------------------------------------------------------------
 // The largest allocation, per thread.
@@ -393,16 +391,26 @@ fn spawn(dir: &Path, extra: &[&str]) -> ServerProcess {
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TOPIC: u32 = 1;
 
+/// A client with [`TIMEOUT`] on every read and write: a hang fails the test.
+fn connect(addr: std::net::SocketAddr) -> Client {
+    Client::connect_with_timeout(addr, TIMEOUT).unwrap()
+}
+
+/// Bytes of a whole request frame: header and body.
+fn frame(code: u16, correlation: u32, body: &[u8]) -> Vec<u8> {
+    request_frame(code, correlation, body).unwrap()
+}
+
 /// The well-behaved client: a produce and a poll of what it produced.
 struct Good {
-    conn: Conn,
+    conn: Client,
     next_id: u64,
 }
 
 impl Good {
     fn new(addr: std::net::SocketAddr) -> Good {
-        let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
-        conn.create_topic(TOPIC, 2).unwrap();
+        let mut conn = connect(addr);
+        conn.create_topic_by_id(TOPIC, 2).unwrap();
         Good { conn, next_id: 0 }
     }
 
@@ -413,7 +421,7 @@ impl Good {
         let payload = format!("message {id}, after {after}").into_bytes();
         let produced = self
             .conn
-            .produce(TOPIC, 0, &[(id, payload.clone())])
+            .produce_with_ids(TOPIC, Partitioning::Explicit(0), [(id, &payload)])
             .unwrap_or_else(|e| panic!("produce after {after}: {e}"));
         let records = self
             .conn
@@ -428,7 +436,7 @@ impl Good {
 /// and then, if `closed`, the connection closed by the server. Returns the
 /// error message.
 fn attack(addr: std::net::SocketAddr, bytes: &[u8], status: Status, closed: bool) -> String {
-    let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+    let mut conn = connect(addr);
     conn.send_raw(bytes).unwrap();
     let (got, _, body) = conn.read_reply().unwrap();
     let message = String::from_utf8_lossy(&body).into_owned();
@@ -496,7 +504,7 @@ fn hostile_frames_are_refused_and_a_good_client_keeps_being_served() {
     good.round_trip("unknown codes");
 
     // A frame cut short: the client sends half a body and closes its side.
-    let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+    let mut conn = connect(addr);
     let whole = frame(
         api::code::PRODUCE,
         6,
@@ -540,7 +548,7 @@ fn hostile_frames_are_refused_and_a_good_client_keeps_being_served() {
 
     // Sound frames with values out of range: an error, and the connection
     // stays usable (the next frame is where the protocol says).
-    let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+    let mut conn = connect(addr);
     let error = conn
         .call(api::code::POLL, &poll_body(123_456, 0, 0, 10))
         .unwrap_err();
@@ -582,10 +590,10 @@ fn hostile_frames_are_refused_and_a_good_client_keeps_being_served() {
     // consumer names that are not UTF-8 or whose length lies. Where the
     // server has these commands; an older one calls them unknown.
     let stage6_commands = {
-        let mut probe = Conn::connect(addr, TIMEOUT).unwrap();
+        let mut probe = connect(addr);
         !matches!(
             probe.call(api::code::LIST_STREAMS, b"{}"),
-            Err(CallError::Server { status: 3, .. })
+            Err(ClientError::Server { status: 3, .. })
         )
     };
     if stage6_commands {
@@ -627,7 +635,7 @@ fn hostile_frames_are_refused_and_a_good_client_keeps_being_served() {
             true,
         );
         // Sound JSON with absurd values: an error, and the connection stays.
-        let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+        let mut conn = connect(addr);
         let invalid = u16::from(Status::Invalid);
         for (body, status) in [
             (r#"{"name":"huge","partitions":4294967295}"#, invalid),
@@ -652,7 +660,7 @@ fn hostile_frames_are_refused_and_a_good_client_keeps_being_served() {
         assert!(conn.poll(TOPIC, 0, 0, 1).is_ok(), "the connection stays");
         // A UTF-8 name with a character names may not have: a sound frame
         // with a bad value, so an error and the connection stays.
-        let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+        let mut conn = connect(addr);
         let bad = PollBy {
             consumer: "a b".to_string(),
             ..poll.clone()
@@ -695,15 +703,15 @@ fn hostile_slowloris_does_not_block_other_clients() {
     let addr = server.addr();
     // Several connections, so some land on each shard: each sends half a
     // header and stalls, holding its shard's attention if it could.
-    let mut stalled: Vec<Conn> = (0..8)
+    let mut stalled: Vec<Client> = (0..8)
         .map(|n| {
-            let mut conn = Conn::connect(addr, TIMEOUT).unwrap();
+            let mut conn = connect(addr);
             conn.send_raw(&[16, 0, 0, 0, 11][..1 + n % 5]).unwrap();
             conn
         })
         .collect();
     // And one that sends a whole header and half its body.
-    let mut half_body = Conn::connect(addr, TIMEOUT).unwrap();
+    let mut half_body = connect(addr);
     let whole = frame(
         api::code::PRODUCE,
         1,

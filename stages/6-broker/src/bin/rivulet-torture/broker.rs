@@ -30,12 +30,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 use stage3_tcp_server::process::ServerProcess;
+use stage4_partitions::Partitioning;
 use stage6_broker::api::{self, ConsumerOffsets, GetOffsets, PollBy, PollKind, TopicRef};
+use stage6_broker::client::{Client, ClientError};
 
 use crate::ledger::{Counts, Ledger};
 use crate::payload::{id, payload};
 use crate::rng::Rng;
-use crate::wire::{CallError, Conn};
 
 /// The topic every round writes.
 const TOPIC: u32 = 1;
@@ -232,10 +233,10 @@ fn restart(
     options: &Options,
     features: &Features,
     round: u64,
-) -> anyhow::Result<(ServerProcess, Conn)> {
+) -> anyhow::Result<(ServerProcess, Client)> {
     let server = start(options, features, round)?;
-    let mut conn = Conn::connect(server.addr(), TIMEOUT).context("connecting")?;
-    conn.create_topic(TOPIC, options.partitions)
+    let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).context("connecting")?;
+    conn.create_topic_by_id(TOPIC, options.partitions)
         .map_err(|error| anyhow::anyhow!("create topic: {error}"))?;
     Ok((server, conn))
 }
@@ -299,7 +300,7 @@ fn produce(addr: std::net::SocketAddr, shared: Arc<Shared>, plan: ProducerPlan) 
         max_batch,
         always,
     } = plan;
-    let Ok(mut conn) = Conn::connect(addr, TIMEOUT) else {
+    let Ok(mut conn) = Client::connect_with_timeout(addr, TIMEOUT) else {
         return sequence;
     };
     while !shared.stop.load(Ordering::Relaxed) {
@@ -311,7 +312,8 @@ fn produce(addr: std::net::SocketAddr, shared: Arc<Shared>, plan: ProducerPlan) 
         // The ids are used up whatever happens: an unacknowledged batch may
         // still be stored, and no id may ever mean two messages.
         sequence += n;
-        match conn.produce(TOPIC, partition, &messages) {
+        let records = messages.iter().map(|(id, payload)| (*id, payload));
+        match conn.produce_with_ids(TOPIC, Partitioning::Explicit(partition), records) {
             Ok(produced) => {
                 if ((always && !produced.durable) || u64::from(produced.count) != n)
                     && let Ok(mut list) = shared.not_durable.lock()
@@ -334,7 +336,7 @@ fn produce(addr: std::net::SocketAddr, shared: Arc<Shared>, plan: ProducerPlan) 
 /// The named consumer: polls `next` with auto-commit, partition by
 /// partition, and remembers every commit the server acknowledged.
 fn consume(addr: std::net::SocketAddr, shared: Arc<Shared>, partitions: u32) {
-    let Ok(mut conn) = Conn::connect(addr, TIMEOUT) else {
+    let Ok(mut conn) = Client::connect_with_timeout(addr, TIMEOUT) else {
         return;
     };
     while !shared.stop.load(Ordering::Relaxed) {
@@ -349,7 +351,7 @@ fn consume(addr: std::net::SocketAddr, shared: Arc<Shared>, partitions: u32) {
             };
             let records = match conn.poll_by(&poll) {
                 Ok(records) => records,
-                Err(CallError::Body(message)) => {
+                Err(ClientError::Decode(message)) => {
                     if let Ok(mut problems) = shared.consumer_problems.lock() {
                         problems.push(format!("consumer poll reply: {message}"));
                     }
@@ -384,15 +386,15 @@ fn consume(addr: std::net::SocketAddr, shared: Arc<Shared>, partitions: u32) {
 
 /// Whether the server has consumer offsets: one `GET_OFFSETS`, on its own
 /// connection (an unknown code closes it).
-fn has_consumer_offsets(addr: std::net::SocketAddr) -> Result<bool, CallError> {
-    let mut conn = Conn::connect(addr, TIMEOUT)?;
+fn has_consumer_offsets(addr: std::net::SocketAddr) -> Result<bool, ClientError> {
+    let mut conn = Client::connect_with_timeout(addr, TIMEOUT)?;
     let request = GetOffsets {
         consumer: CONSUMER.to_string(),
         topic: TopicRef::Id(TOPIC),
     };
-    match conn.json::<_, ConsumerOffsets>(api::code::GET_OFFSETS, &request) {
+    match conn.call_json::<_, ConsumerOffsets>(api::code::GET_OFFSETS, &request) {
         Ok(_) => Ok(true),
-        Err(CallError::Server { status: 3, .. }) => Ok(false),
+        Err(ClientError::Server { status: 3, .. }) => Ok(false),
         Err(error) => Err(error),
     }
 }
@@ -695,10 +697,10 @@ fn lock<T>(mutex: &Mutex<T>) -> anyhow::Result<std::sync::MutexGuard<'_, T>> {
 
 /// Verifies the ledger against the restarted server; an error reading
 /// (a reply that fails its checksum, a hang) is a failure too.
-fn check(ledger: &mut Ledger, conn: &mut Conn, round: u64) {
+fn check(ledger: &mut Ledger, conn: &mut Client, round: u64) {
     match ledger.verify(conn) {
         Ok(()) => {}
-        Err(CallError::Body(message)) => {
+        Err(ClientError::Decode(message)) => {
             ledger.counts.corrupt += 1;
             ledger.other_failure(format!(
                 "round {round}: a poll reply failed to decode: {message}"
@@ -717,17 +719,15 @@ fn check_consumer(
     consumer: &mut ConsumerCheck,
     ledger: &mut Ledger,
 ) {
-    let result = Conn::connect(addr, TIMEOUT)
-        .map_err(CallError::from)
-        .and_then(|mut conn| {
-            conn.json::<_, ConsumerOffsets>(
-                api::code::GET_OFFSETS,
-                &GetOffsets {
-                    consumer: CONSUMER.to_string(),
-                    topic: TopicRef::Id(TOPIC),
-                },
-            )
-        });
+    let result = Client::connect_with_timeout(addr, TIMEOUT).and_then(|mut conn| {
+        conn.call_json::<_, ConsumerOffsets>(
+            api::code::GET_OFFSETS,
+            &GetOffsets {
+                consumer: CONSUMER.to_string(),
+                topic: TopicRef::Id(TOPIC),
+            },
+        )
+    });
     let offsets = match result {
         Ok(offsets) => offsets,
         Err(error) => {

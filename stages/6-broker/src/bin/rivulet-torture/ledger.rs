@@ -22,9 +22,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use stage6_broker::api::{PollBy, PollKind};
+use stage6_broker::client::{Client, ClientError};
 
 use crate::payload::{is_payload_of, producer_of, sequence_of};
-use crate::wire::{CallError, Conn};
 
 /// The most failures described in the summary; the counts keep counting.
 const MAX_DESCRIBED: usize = 25;
@@ -138,7 +138,7 @@ impl Ledger {
     }
 
     /// Reads every partition back and checks it against the promises.
-    pub fn verify(&mut self, conn: &mut Conn) -> Result<(), CallError> {
+    pub fn verify(&mut self, conn: &mut Client) -> Result<(), ClientError> {
         for partition in 0..self.partitions.len() as u32 {
             self.verify_partition(conn, partition)?;
         }
@@ -148,10 +148,10 @@ impl Ledger {
     /// The first stored offset, asked of the server: a poll at offset 0
     /// answers from the first stored record, or, where the server refuses
     /// offsets below its first, `POLL_BY first` says where it is.
-    fn first_stored(&self, conn: &mut Conn, partition: u32) -> Result<Option<u64>, CallError> {
+    fn first_stored(&self, conn: &mut Client, partition: u32) -> Result<Option<u64>, ClientError> {
         match conn.poll(self.topic, partition, 0, 1) {
             Ok(records) => Ok(records.first().map(|r| r.offset)),
-            Err(CallError::Server { .. }) => {
+            Err(ClientError::Server { .. }) => {
                 let first = PollBy {
                     topic: self.topic,
                     partition,
@@ -166,7 +166,7 @@ impl Ledger {
         }
     }
 
-    fn verify_partition(&mut self, conn: &mut Conn, partition: u32) -> Result<(), CallError> {
+    fn verify_partition(&mut self, conn: &mut Client, partition: u32) -> Result<(), ClientError> {
         let topic = self.topic;
         let first = self.first_stored(conn, partition)?;
         let mut next = first.unwrap_or(0);

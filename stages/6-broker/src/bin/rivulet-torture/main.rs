@@ -19,7 +19,6 @@ mod payload;
 mod rng;
 mod stage2;
 mod summary;
-mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;
