@@ -169,8 +169,21 @@ impl Connection for RemoteConnection {
             records,
         };
         match self.stage4(request).await? {
-            Response::Produced { first_offset, .. } => Ok(first_offset),
-            other => bail!("unexpected reply to a produce: {other:?}"),
+            // The run takes `first..first + n` as this batch's: an ack for
+            // fewer records, or for another partition, must not pass as one
+            // for all of them, or a lost message could be counted as stored.
+            Response::Produced {
+                partition: acked_partition,
+                first_offset,
+                count,
+                ..
+            } if acked_partition == partition && count as usize == payloads.len() => {
+                Ok(first_offset)
+            }
+            other => bail!(
+                "unexpected reply to a produce of {} messages to partition {partition}: {other:?}",
+                payloads.len()
+            ),
         }
     }
 

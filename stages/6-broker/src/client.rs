@@ -244,16 +244,20 @@ impl Client {
 
     /// Whether the server closes the connection within `patience`: a read
     /// meets end of file or a reset. Bytes still in flight (the rest of a
-    /// reply) are read and dropped. Leaves `patience` as the read timeout.
+    /// reply) are read and dropped, for `patience` at most in all (a server
+    /// that keeps sending is not closing). Leaves `patience` as the read
+    /// timeout.
     pub fn is_closed_by_server(&mut self, patience: Duration) -> bool {
         // A zero timeout is an error for `set_read_timeout`; one that cannot
         // be set means the socket is already unusable, which the read says.
         let _ = self.stream.set_read_timeout(Some(patience));
-        let mut byte = [0u8; 1];
+        let deadline = std::time::Instant::now() + patience;
+        let mut chunk = [0u8; 4096];
         loop {
-            match self.stream.read(&mut byte) {
+            match self.stream.read(&mut chunk) {
                 Ok(0) => return true,
-                Ok(_) => continue,
+                Ok(_) if std::time::Instant::now() < deadline => continue,
+                Ok(_) => return false,
                 Err(error) => {
                     // A timeout is "still open"; any other error (a reset)
                     // is the server gone.
@@ -687,18 +691,19 @@ mod tests {
 
     #[test]
     fn client_poll_by_encodes_the_layout_and_verifies_checksums() {
+        let poll = PollBy {
+            topic: 1,
+            partition: 0,
+            kind: PollKind::Next,
+            count: 5,
+            consumer: "c".into(),
+            auto_commit: true,
+        };
+        let expected = poll.encode();
         let (addr, server) = one_shot(
-            |code, body| {
+            move |code, body| {
                 assert_eq!(code, code::POLL_BY);
-                let poll = PollBy {
-                    topic: 1,
-                    partition: 0,
-                    kind: PollKind::Next,
-                    count: 5,
-                    consumer: "c".into(),
-                    auto_commit: true,
-                };
-                assert_eq!(body, poll.encode());
+                assert_eq!(body, expected);
             },
             |correlation| {
                 let mut body = Vec::new();
@@ -711,16 +716,7 @@ mod tests {
             },
         );
         let mut client = Client::connect(&addr).unwrap();
-        let error = client
-            .poll_by(&PollBy {
-                topic: 1,
-                partition: 0,
-                kind: PollKind::Next,
-                count: 5,
-                consumer: "c".into(),
-                auto_commit: true,
-            })
-            .unwrap_err();
+        let error = client.poll_by(&poll).unwrap_err();
         assert!(error.to_string().contains("checksum"), "{error}");
         server.join().unwrap();
     }

@@ -12,9 +12,10 @@
 //!   async HTTP stack (a runtime and a dependency tree for a few requests a
 //!   minute);
 //! - **bounded**: the request head is read into at most [`MAX_REQUEST_BYTES`],
-//!   each read waits at most [`IO_TIMEOUT`], and the whole request must
-//!   arrive within [`REQUEST_DEADLINE`]; a client that is slower, larger or
-//!   silent gets an error status or is dropped, and the next one is served.
+//!   each read or write waits at most [`IO_TIMEOUT`], the whole request must
+//!   arrive within [`REQUEST_DEADLINE`], and the whole response must be
+//!   taken within as long again; a client that is slower, larger or silent
+//!   gets an error status or is dropped, and the next one is served.
 //!
 //! Deliberate simplifications: no keep-alive, no chunked bodies, no TLS
 //! (bind it to loopback or a private network; Prometheus scrapes over
@@ -222,9 +223,28 @@ fn serve(mut stream: TcpStream, render: &dyn Fn() -> String) -> io::Result<()> {
     if !head_only {
         response.push_str(&body);
     }
-    stream.write_all(response.as_bytes())?;
-    stream.flush()?;
+    write_within(&mut stream, response.as_bytes(), REQUEST_DEADLINE)?;
     let _ = stream.shutdown(Shutdown::Write);
+    Ok(())
+}
+
+/// Writes all of `bytes` within `deadline`. Rejected: `write_all`, whose
+/// timeout is per write: a scraper that reads a few bytes every second
+/// would make each write succeed a little and hold the endpoint for as long
+/// as the response takes at that pace.
+fn write_within(stream: &mut TcpStream, mut bytes: &[u8], deadline: Duration) -> io::Result<()> {
+    let started = Instant::now();
+    while !bytes.is_empty() {
+        if started.elapsed() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "response too slow"));
+        }
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
     Ok(())
 }
 // ANCHOR_END: serve

@@ -233,6 +233,26 @@ fn config_unknown_key_in_the_file_is_refused_by_name() {
 }
 
 #[test]
+fn config_file_that_is_not_one_is_refused_without_reading_it_all() {
+    // Endless: read whole, it would take all memory before any check.
+    refused(
+        &["--config", "/dev/zero"],
+        &[],
+        &["/dev/zero", "larger than"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("binary.toml");
+    std::fs::write(&path, b"\xff\xfe\x00").unwrap();
+    let path = path.to_str().unwrap();
+    refused(&["--config", path], &[], &[path, "not UTF-8"]);
+    refused(
+        &["--config", "/nonexistent/rivulet.toml"],
+        &[],
+        &["cannot read it"],
+    );
+}
+
+#[test]
 fn config_wrong_type_and_bad_value_in_the_file_are_refused_by_name() {
     let (_dir, path) = file_with("[server]\nshards = \"four\"\n");
     refused(&["--config", &path], &[], &["server.shards", &path]);

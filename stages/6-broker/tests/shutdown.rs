@@ -17,7 +17,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use operator::{Broker, command};
 use stage4_partitions::protocol::record::Record;
@@ -116,7 +116,15 @@ fn produce_until_signalled(
                 acked
             }));
         }
+        // Bounded: a producer that panicked (or a broker that died) must
+        // fail the test, not leave it waiting for acks that never come.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while acks.load(Ordering::Relaxed) < acks_first {
+            assert!(
+                Instant::now() < deadline && producers.iter().all(|p| !p.is_finished()),
+                "only {} of {acks_first} batches acknowledged",
+                acks.load(Ordering::Relaxed)
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         broker.signal(signal);
@@ -209,11 +217,20 @@ fn shutdown_is_not_held_up_by_idle_or_half_sent_connections() {
     let mut half = TcpStream::connect(broker.addr).unwrap();
     // Three bytes of a frame's length prefix, and then nothing.
     half.write_all(&[20, 0, 0]).unwrap();
-    // Let the shard accept them both before the signal.
-    runtime().block_on(async {
-        let mut client = Client::connect(broker.addr).await.unwrap();
-        client.create_topic(TOPIC, 1).await.unwrap();
-    });
+    // Both accepted by a shard before the signal, or the stop would not be
+    // tested against them at all: the server counts them, and this one
+    // (the only other connection, which gives the stop a topic to flush).
+    let mut counter = stage6_broker::client::Client::connect(&broker.addr.to_string()).unwrap();
+    counter.create_topic_by_id(TOPIC, 1).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter.stats().unwrap().connections < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the two connections were never accepted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(counter);
     let logs = broker.stop(); // fails the test if it does not exit 0 within 60 s
     assert!(
         logs.contains("every partition written and synced"),

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::ExitCode;
 use std::task::Poll;
@@ -83,10 +83,7 @@ fn load(matches: &ArgMatches) -> Result<Resolved, SettingsError> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("RIVULET_CONFIG").map(PathBuf::from));
     if let Some(path) = path {
-        let text = std::fs::read_to_string(&path).map_err(|error| SettingsError::File {
-            origin: settings::Origin::File(path.clone()),
-            reason: format!("cannot read it: {error}"),
-        })?;
+        let text = read_config(&path)?;
         loader.file(&path, &text)?;
     }
     // Only variables that are valid Unicode can be settings; the others are
@@ -104,6 +101,29 @@ fn load(matches: &ArgMatches) -> Result<Resolved, SettingsError> {
     loader.finish()
 }
 // ANCHOR_END: load
+
+/// The largest config file read: a real one is a few KiB, and a wrong path
+/// (`/dev/zero`, a log file) must be refused, not read into all of memory.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The config file's text, at most [`MAX_CONFIG_BYTES`] of UTF-8.
+fn read_config(path: &Path) -> Result<String, SettingsError> {
+    use std::io::Read;
+    let refused = |reason: String| SettingsError::File {
+        origin: settings::Origin::File(path.to_path_buf()),
+        reason,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|error| refused(format!("cannot read it: {error}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(refused(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes: not a config file"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| refused("cannot read it: not UTF-8 text".to_string()))
+}
 
 fn main() -> ExitCode {
     let matches = command().get_matches(); // a bad flag exits 2 with clap's message

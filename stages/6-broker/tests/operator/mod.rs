@@ -11,6 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -46,6 +47,10 @@ pub struct Broker {
     // Kept open: the broker must never write to a closed pipe.
     _stdout: BufReader<ChildStdout>,
     logs: Arc<Mutex<String>>,
+    /// Reads stderr into `logs` until the broker closes it (at exit): joined
+    /// before the logs are returned after an exit, so none are missing.
+    /// Rejected: a short sleep, which a loaded machine outlasts.
+    log_reader: Option<JoinHandle<()>>,
 }
 
 impl Broker {
@@ -60,7 +65,7 @@ impl Broker {
         let logs = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().unwrap();
         let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             while let Ok(n @ 1..) = stderr.read(&mut chunk) {
                 sink.lock()
@@ -77,7 +82,7 @@ impl Broker {
             .and_then(|addr| addr.parse().ok())
         else {
             let status = child.wait().unwrap();
-            std::thread::sleep(Duration::from_millis(200)); // the last logs
+            let _ = log_reader.join(); // the last logs
             panic!(
                 "rivulet-server did not start ({status}); stdout {line:?}, logs:\n{}",
                 logs.lock().unwrap()
@@ -88,6 +93,7 @@ impl Broker {
             addr,
             _stdout: stdout,
             logs,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -139,7 +145,9 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100)); // the last logs
+                if let Some(reader) = self.log_reader.take() {
+                    let _ = reader.join(); // the last logs
+                }
                 return (status, self.logs());
             }
             if Instant::now() > deadline {

@@ -20,11 +20,13 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -265,7 +267,9 @@ fn segment_files(data: &Path) -> BTreeSet<PathBuf> {
 struct Shared {
     stop: AtomicBool,
     acks: Mutex<Vec<(u32, u64, Vec<u64>)>>,
-    not_durable: Mutex<Vec<String>>,
+    /// Acks that break a promise by themselves: not durable under
+    /// `always`, or not for the whole batch where it was sent.
+    bad_acks: Mutex<Vec<String>>,
     /// Per partition: the highest offset an acknowledged auto-commit stored.
     committed: Mutex<Vec<u64>>,
     commits: Mutex<u64>,
@@ -315,11 +319,15 @@ fn produce(addr: std::net::SocketAddr, shared: Arc<Shared>, plan: ProducerPlan) 
         let records = messages.iter().map(|(id, payload)| (*id, payload));
         match conn.produce_with_ids(TOPIC, Partitioning::Explicit(partition), records) {
             Ok(produced) => {
-                if ((always && !produced.durable) || u64::from(produced.count) != n)
-                    && let Ok(mut list) = shared.not_durable.lock()
+                // The ack must be for the whole batch, where it was sent,
+                // and (under `always`) durable.
+                let wrong = u64::from(produced.count) != n || produced.partition != partition;
+                if (wrong || (always && !produced.durable))
+                    && let Ok(mut list) = shared.bad_acks.lock()
                 {
                     list.push(format!(
-                        "producer {producer}: ack {produced:?} for {n} messages under `always`"
+                        "producer {producer}: ack {produced:?} for {n} messages to partition \
+                         {partition} (fsync always: {always})"
                     ));
                 }
                 let ids = messages.iter().map(|(id, _)| *id).collect();
@@ -381,6 +389,107 @@ fn consume(addr: std::net::SocketAddr, shared: Arc<Shared>, partitions: u32) {
             }
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// One round's load on a live server: a thread per producer, and the
+/// named consumer's if consumer offsets are checked.
+struct Load {
+    shared: Arc<Shared>,
+    producers: Vec<JoinHandle<u64>>,
+    consumer: Option<JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts the producers where their sequences left off (ids are never
+    /// reused), and the consumer if `consume_too`, against `addr`.
+    fn start(
+        options: &Options,
+        addr: SocketAddr,
+        round: u64,
+        sequences: &[u64],
+        committed: &[u64],
+        consume_too: bool,
+        rng: &mut Rng,
+    ) -> Load {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            acks: Mutex::new(Vec::new()),
+            bad_acks: Mutex::new(Vec::new()),
+            committed: Mutex::new(committed.to_vec()),
+            commits: Mutex::new(0),
+            consumer_problems: Mutex::new(Vec::new()),
+        });
+        let producers = (0..options.producers)
+            .map(|producer| {
+                let shared = shared.clone();
+                let plan = ProducerPlan {
+                    producer,
+                    sequence: sequences[producer as usize],
+                    rng: rng.fork(round << 16 | producer),
+                    partitions: options.partitions,
+                    max_batch: options.max_batch,
+                    always: options.fsync == "always",
+                };
+                std::thread::spawn(move || produce(addr, shared, plan))
+            })
+            .collect();
+        let consumer = consume_too.then(|| {
+            let shared = shared.clone();
+            let partitions = options.partitions;
+            std::thread::spawn(move || consume(addr, shared, partitions))
+        });
+        Load {
+            shared,
+            producers,
+            consumer,
+        }
+    }
+
+    /// Waits (at most [`TIMEOUT`]) until `acks` batches were acknowledged.
+    fn wait_for_acks(&self, acks: usize) {
+        let started = Instant::now();
+        while self.shared.acks.lock().map_or(0, |a| a.len()) < acks && started.elapsed() < TIMEOUT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Once the server is dead: stops the threads and hands what they saw
+    /// to the ledger (every acknowledgement, every problem), the producers'
+    /// next sequences to `sequences` and the consumer's commits to
+    /// `committed` and `consumer`.
+    fn finish(
+        self,
+        ledger: &mut Ledger,
+        sequences: &mut [u64],
+        committed: &mut Vec<u64>,
+        consumer: &mut ConsumerCheck,
+    ) -> anyhow::Result<()> {
+        let shared = self.shared;
+        shared.stop.store(true, Ordering::Relaxed);
+        for (producer, thread) in self.producers.into_iter().enumerate() {
+            sequences[producer] = thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("producer {producer} panicked"))?;
+        }
+        if let Some(thread) = self.consumer {
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the consumer panicked"))?;
+        }
+        let acks = std::mem::take(&mut *lock(&shared.acks)?);
+        for (partition, first_offset, ids) in acks {
+            ledger.acknowledged(partition, first_offset, &ids);
+        }
+        for message in std::mem::take(&mut *lock(&shared.bad_acks)?) {
+            ledger.other_failure(message);
+        }
+        for message in std::mem::take(&mut *lock(&shared.consumer_problems)?) {
+            ledger.other_failure(message);
+        }
+        committed.clone_from(&*lock(&shared.committed)?);
+        consumer.commits += *lock(&shared.commits)?;
+        Ok(())
     }
 }
 
@@ -487,7 +596,7 @@ pub fn run(options: &Options, rng: &mut Rng) -> anyhow::Result<BrokerSummary> {
         );
     }
     let retention = options.retention_bytes.is_some() && features.retention_flag;
-    let mut ledger = Ledger::new(TOPIC, options.partitions);
+    let mut ledger = Ledger::new(TOPIC, options.partitions, retention);
     let mut kills = Kills::default();
     let mut consumer = ConsumerCheck::default();
     let mut committed = vec![0u64; options.partitions as usize];
@@ -552,45 +661,18 @@ pub fn run(options: &Options, rng: &mut Rng) -> anyhow::Result<BrokerSummary> {
         drop(conn);
 
         let moment = moments[(round as usize + first_moment) % moments.len()];
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            acks: Mutex::new(Vec::new()),
-            not_durable: Mutex::new(Vec::new()),
-            committed: Mutex::new(committed.clone()),
-            commits: Mutex::new(0),
-            consumer_problems: Mutex::new(Vec::new()),
-        });
         let before = segment_files(&options.data);
-        let mut producers = Vec::new();
-        for producer in 0..options.producers {
-            let shared = shared.clone();
-            let (partitions, max_batch) = (options.partitions, options.max_batch);
-            let always = options.fsync == "always";
-            let sequence = sequences[producer as usize];
-            let producer_rng = rng.fork(round << 16 | producer);
-            producers.push(std::thread::spawn(move || {
-                let plan = ProducerPlan {
-                    producer,
-                    sequence,
-                    rng: producer_rng,
-                    partitions,
-                    max_batch,
-                    always,
-                };
-                produce(addr, shared, plan)
-            }));
-        }
-        let consumer_thread = consumer.checked.then(|| {
-            let shared = shared.clone();
-            let partitions = options.partitions;
-            std::thread::spawn(move || consume(addr, shared, partitions))
-        });
-
+        let load = Load::start(
+            options,
+            addr,
+            round,
+            &sequences,
+            &committed,
+            consumer.checked,
+            rng,
+        );
         // Let some acknowledgements in first: a kill before any is no test.
-        let wait_start = Instant::now();
-        while shared.acks.lock().map_or(0, |a| a.len()) < 3 && wait_start.elapsed() < TIMEOUT {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        load.wait_for_acks(3);
         let (landed, status) = kill_at(moment, server, &options.data, before, rng, &mut watched)?;
         if landed != moment {
             kills.moment_not_reached += 1;
@@ -609,29 +691,7 @@ pub fn run(options: &Options, rng: &mut Rng) -> anyhow::Result<BrokerSummary> {
             Moment::Retention => kills.retention += 1,
             Moment::Shutdown => kills.shutdown += 1,
         }
-        shared.stop.store(true, Ordering::Relaxed);
-        for (producer, thread) in producers.into_iter().enumerate() {
-            sequences[producer] = thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("producer {producer} panicked"))?;
-        }
-        if let Some(thread) = consumer_thread {
-            thread
-                .join()
-                .map_err(|_| anyhow::anyhow!("the consumer panicked"))?;
-        }
-        let acks = std::mem::take(&mut *lock(&shared.acks)?);
-        for (partition, first_offset, ids) in acks {
-            ledger.acknowledged(partition, first_offset, &ids);
-        }
-        for message in std::mem::take(&mut *lock(&shared.not_durable)?) {
-            ledger.other_failure(message);
-        }
-        for message in std::mem::take(&mut *lock(&shared.consumer_problems)?) {
-            ledger.other_failure(message);
-        }
-        committed.clone_from(&*lock(&shared.committed)?);
-        consumer.commits += *lock(&shared.commits)?;
+        load.finish(&mut ledger, &mut sequences, &mut committed, &mut consumer)?;
         eprintln!(
             "round {round}: killed at {landed:?}{}; {} acknowledged so far, {} records stored",
             if landed == moment {

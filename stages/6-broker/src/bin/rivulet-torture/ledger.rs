@@ -18,6 +18,12 @@
 //! A record that was never acknowledged (its batch was in flight when the
 //! server died) may be there or not; once it has been served after a
 //! restart it is adopted, and must stay, like any other record.
+//!
+//! Records below the first stored offset are excused as retention's only
+//! when the server runs with retention: without it, the front of a
+//! partition must stay where it is, and a missing front is a loss.
+//! (Rejected: excusing the front always, which let a recovery that dropped
+//! a whole first segment pass.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -38,6 +44,17 @@ struct Expected {
     acked: bool,
     /// Seen intact after a crash that followed its acknowledgement.
     verified: bool,
+}
+
+impl Expected {
+    /// How the record came to be promised, for a failure's description.
+    fn promise(&self) -> &'static str {
+        if self.acked {
+            "acknowledged"
+        } else {
+            "served before"
+        }
+    }
 }
 
 /// One partition's promises.
@@ -78,6 +95,8 @@ pub struct Counts {
 #[derive(Debug)]
 pub struct Ledger {
     topic: u32,
+    /// Whether the server deletes old segments (else the front must stay).
+    retention: bool,
     partitions: Vec<PartitionLedger>,
     /// The counts so far.
     pub counts: Counts,
@@ -86,10 +105,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// An empty ledger for `partitions` partitions of `topic`.
-    pub fn new(topic: u32, partitions: u32) -> Ledger {
+    /// An empty ledger for `partitions` partitions of `topic`, on a server
+    /// that deletes old segments if `retention`.
+    pub fn new(topic: u32, partitions: u32, retention: bool) -> Ledger {
         Ledger {
             topic,
+            retention,
             partitions: (0..partitions)
                 .map(|_| PartitionLedger::default())
                 .collect(),
@@ -269,46 +290,38 @@ impl Ledger {
         ledger.first = first;
         let mut messages = Vec::new();
         let mut lost = Vec::new();
-        // Below the first stored offset: gone by retention.
+        // Below the first stored offset: gone by retention, if it is on.
         let kept = ledger.expected.split_off(&first);
-        for expected in std::mem::replace(&mut ledger.expected, kept).into_values() {
-            if expected.acked && !expected.verified {
+        for (offset, expected) in std::mem::replace(&mut ledger.expected, kept) {
+            if !self.retention {
+                messages.push(format!(
+                    "partition {partition} offset {offset}: id {:#x} {} is gone from the \
+                     front (first stored offset {first}) with retention off",
+                    expected.id,
+                    expected.promise()
+                ));
+            } else if expected.acked && !expected.verified {
                 self.counts.removed_by_retention_unverified += 1;
             }
         }
         for (&offset, expected) in ledger.expected.iter_mut() {
-            match found.get(&offset) {
+            let found_there = match found.get(&offset) {
                 Some(&id) if id == expected.id => {
                     if expected.acked && !expected.verified {
                         self.counts.verified += 1;
                     }
                     expected.verified = true;
+                    continue;
                 }
-                Some(&id) => {
-                    lost.push(offset);
-                    messages.push(format!(
-                        "partition {partition} offset {offset}: id {:#x} {}, found id {id:#x}",
-                        expected.id,
-                        if expected.acked {
-                            "acknowledged"
-                        } else {
-                            "served before"
-                        }
-                    ));
-                }
-                None => {
-                    lost.push(offset);
-                    messages.push(format!(
-                        "partition {partition} offset {offset}: id {:#x} {} is missing",
-                        expected.id,
-                        if expected.acked {
-                            "acknowledged"
-                        } else {
-                            "served before"
-                        }
-                    ));
-                }
-            }
+                Some(&id) => format!("found id {id:#x}"),
+                None => "is missing".to_string(),
+            };
+            lost.push(offset);
+            messages.push(format!(
+                "partition {partition} offset {offset}: id {:#x} {}, {found_there}",
+                expected.id,
+                expected.promise()
+            ));
         }
         for offset in lost {
             // Counted once: the next check compares against what is there now.
@@ -353,4 +366,43 @@ enum Problem {
     Corrupt,
     Duplicate,
     Order,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger of one partition with ids 10, 11, 12, 13 acknowledged at
+    /// offsets 0 to 3, settled against a server holding `found` from `first`.
+    fn settled(retention: bool, first: u64, found: &[(u64, u64)]) -> Counts {
+        let mut ledger = Ledger::new(1, 1, retention);
+        ledger.acknowledged(0, 0, &[10, 11, 12, 13]);
+        let found: BTreeMap<u64, u64> = found.iter().copied().collect();
+        ledger.settle(0, first, &found, Vec::new());
+        ledger.counts
+    }
+
+    #[test]
+    fn ledger_counts_every_acknowledged_record_found_as_verified() {
+        let counts = settled(false, 0, &[(0, 10), (1, 11), (2, 12), (3, 13)]);
+        assert_eq!((counts.verified, counts.losses), (4, 0));
+    }
+
+    #[test]
+    fn ledger_a_missing_or_replaced_record_is_a_loss() {
+        let counts = settled(false, 0, &[(0, 10), (1, 99), (3, 13)]);
+        assert_eq!((counts.verified, counts.losses), (2, 2));
+    }
+
+    #[test]
+    fn ledger_a_missing_front_is_retention_only_when_retention_is_on() {
+        let rest = [(2, 12), (3, 13)];
+        let with = settled(true, 2, &rest);
+        assert_eq!((with.removed_by_retention_unverified, with.losses), (2, 0));
+        let without = settled(false, 2, &rest);
+        assert_eq!(
+            (without.removed_by_retention_unverified, without.losses),
+            (0, 2)
+        );
+    }
 }

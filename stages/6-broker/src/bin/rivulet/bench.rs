@@ -100,23 +100,28 @@ impl BenchArgs {
     }
 }
 
-/// `rivulet bench`.
-pub fn run(args: &BenchArgs, session: &Session, out: &Output) -> anyhow::Result<()> {
-    let server = session.server.as_str();
-    // A path is a workload file anywhere (an installed binary may be far
-    // from the clone it was built in); a plain name is one of `datasets/`.
-    let as_path = std::path::Path::new(&args.workload);
-    let workload = if args.workload.ends_with(".toml") || args.workload.contains('/') {
-        Workload::load_path(as_path)
-            .with_context(|| format!("loading workload file {}", as_path.display()))?
+/// The workload `--workload` names. A path is a workload file anywhere (an
+/// installed binary may be far from the clone it was built in); a plain name
+/// is one of `datasets/`.
+fn load_workload(workload: &str) -> anyhow::Result<Workload> {
+    if workload.ends_with(".toml") || workload.contains('/') {
+        let path = std::path::Path::new(workload);
+        Workload::load_path(path)
+            .with_context(|| format!("loading workload file {}", path.display()))
     } else {
-        Workload::load(&args.workload).with_context(|| {
+        Workload::load(workload).with_context(|| {
             let known = Workload::names()
                 .map(|names| names.join(", "))
                 .unwrap_or_default();
-            format!("loading workload {} (known: {known})", args.workload)
-        })?
-    };
+            format!("loading workload {workload} (known: {known})")
+        })
+    }
+}
+
+/// `rivulet bench`.
+pub fn run(args: &BenchArgs, session: &Session, out: &Output) -> anyhow::Result<()> {
+    let server = session.server.as_str();
+    let workload = load_workload(&args.workload)?;
     let config = args.config(&workload)?;
     let fsync = args.fsync.clone().unwrap_or_else(|| workload.fsync.name());
     let addr = server
@@ -160,11 +165,17 @@ pub fn run(args: &BenchArgs, session: &Session, out: &Output) -> anyhow::Result<
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let outcome = run_blocking(&target, &config, &progress, threads);
     progress.finish_and_clear();
+    drop(client);
     // The topic goes whatever the outcome, so a failed run leaves nothing.
+    // On a new connection: the one that created it sat idle through the
+    // run, and the server closes a connection idle longer than its
+    // `idle_timeout_seconds` (300 by default), shorter than a long run.
     if !args.keep_topic
-        && let Err(error) = client.delete_topic(&TopicRef::Id(topic.id))
+        && let Err(error) = session
+            .connect()
+            .and_then(|mut client| Ok(client.delete_topic(&TopicRef::Id(topic.id))?))
     {
-        eprintln!("warning: could not delete the bench topic {name}: {error}");
+        eprintln!("warning: could not delete the bench topic {name}: {error:#}");
     }
     let outcome = outcome.with_context(|| format!("load run against {server}"))?;
     let machine = Machine::detect(&std::env::temp_dir());

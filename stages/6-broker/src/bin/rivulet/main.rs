@@ -126,7 +126,7 @@ fn main() -> ExitCode {
     let server = cli
         .server
         .clone()
-        .or_else(|| std::env::var("RIVULET_SERVER").ok())
+        .or_else(|| env("RIVULET_SERVER"))
         .unwrap_or_else(|| DEFAULT_SERVER.to_string());
     let out = output::Output::new(cli.json);
     let user = cli.user.clone().or_else(|| env("RIVULET_USER"));

@@ -2,7 +2,7 @@
 //! by position, with a follow loop.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -10,8 +10,9 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 use stage4_partitions::Partitioning;
 use stage4_partitions::protocol::record::Record;
-use stage6_broker::api::{PollBy, PollKind};
+use stage6_broker::api::{PollBy, PollKind, TopicInfo};
 use stage6_broker::client::Client;
+use stage6_broker::frame::DEFAULT_MAX_FRAME_LEN;
 
 use crate::output::Output;
 use crate::topics::resolve;
@@ -41,6 +42,18 @@ pub struct SendArgs {
     partition: Option<u32>,
 }
 
+/// `partition`, if `topic` has it; else an error naming the ones it has.
+fn check_partition(topic: &TopicInfo, partition: u32) -> anyhow::Result<u32> {
+    if partition >= topic.partitions {
+        bail!(
+            "topic {} has partitions 0 to {}, not {partition}",
+            topic.name,
+            topic.partitions.saturating_sub(1)
+        );
+    }
+    Ok(partition)
+}
+
 /// What one produce request was answered with, as `--json` prints it.
 #[derive(Debug, Serialize)]
 struct SentBatch {
@@ -55,16 +68,7 @@ pub fn send(client: &mut Client, out: &Output, args: &SendArgs) -> anyhow::Resul
     let topic = resolve(client, &args.topic)?;
     let partitioning = match (&args.key, args.partition) {
         (Some(key), _) => Partitioning::Key(key.as_bytes().to_vec()),
-        (None, Some(partition)) => {
-            if partition >= topic.partitions {
-                bail!(
-                    "topic {} has partitions 0 to {}, not {partition}",
-                    topic.name,
-                    topic.partitions.saturating_sub(1)
-                );
-            }
-            Partitioning::Explicit(partition)
-        }
+        (None, Some(partition)) => Partitioning::Explicit(check_partition(&topic, partition)?),
         (None, None) => Partitioning::RoundRobin,
     };
     let mut sent = Vec::new();
@@ -94,12 +98,11 @@ pub fn send(client: &mut Client, out: &Output, args: &SendArgs) -> anyhow::Resul
         // At a terminal, each line is sent as it is typed; from a pipe or a
         // file, lines are batched.
         let interactive = stdin.is_terminal();
+        let mut reader = stdin.lock();
         let mut bytes = 0;
-        for line in stdin.lock().lines() {
-            let line = line.context("reading stdin")?;
-            let line = line.strip_suffix('\r').unwrap_or(&line);
+        while let Some(line) = read_message_line(&mut reader)? {
             bytes += line.len();
-            batch.push(line.as_bytes().to_vec());
+            batch.push(line);
             if interactive || batch.len() >= BATCH_MESSAGES || bytes >= BATCH_BYTES {
                 send_batch(&mut batch)?;
                 bytes = 0;
@@ -116,6 +119,33 @@ pub fn send(client: &mut Client, out: &Output, args: &SendArgs) -> anyhow::Resul
         return Ok(());
     }
     out.text(&sent_summary(&topic.name, &sent))
+}
+
+/// The next line of `reader` without its line ending (`\n` or `\r\n`), as
+/// bytes (a payload need not be UTF-8), or `None` at the end. A line longer
+/// than a frame can carry is an error as soon as that many bytes are read.
+/// Rejected: `BufRead::lines`, which refuses bytes that are not UTF-8 and
+/// reads a line whatever its length (a binary file piped in by mistake could
+/// take all memory before the server refused it).
+fn read_message_line(reader: &mut impl BufRead) -> anyhow::Result<Option<Vec<u8>>> {
+    let limit = u64::from(DEFAULT_MAX_FRAME_LEN);
+    let mut line = Vec::new();
+    let read = reader
+        .take(limit + 1)
+        .read_until(b'\n', &mut line)
+        .context("reading stdin")?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    } else if line.len() as u64 > limit {
+        bail!("a line of stdin is longer than {limit} bytes, more than a message can hold");
+    }
+    Ok(Some(line))
 }
 
 /// "sent 3 messages to orders: partition 0 offsets 0 to 2 (durable)".
@@ -237,12 +267,7 @@ struct Message<'a> {
 pub fn poll(client: &mut Client, out: &Output, args: &PollArgs) -> anyhow::Result<()> {
     let topic = resolve(client, &args.topic)?;
     let partitions: Vec<u32> = match args.partition {
-        Some(partition) if partition >= topic.partitions => bail!(
-            "topic {} has partitions 0 to {}, not {partition}",
-            topic.name,
-            topic.partitions.saturating_sub(1)
-        ),
-        Some(partition) => vec![partition],
+        Some(partition) => vec![check_partition(&topic, partition)?],
         None => (0..topic.partitions).collect(),
     };
     if args.count == 0 {
@@ -272,8 +297,10 @@ pub fn poll(client: &mut Client, out: &Output, args: &PollArgs) -> anyhow::Resul
             match records.last() {
                 // Next time: right after the last one printed. (With a
                 // consumer and auto-commit the server stored the same offset.)
+                // (Saturating: an offset comes from the server's reply, and
+                // a reply holding u64::MAX must not panic the command line.)
                 Some(last) => {
-                    *kind = PollKind::Offset(last.offset + 1);
+                    *kind = PollKind::Offset(last.offset.saturating_add(1));
                     found = true;
                 }
                 // Nothing yet: "the last N" of an empty partition is its start.
@@ -348,6 +375,8 @@ fn print_records(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -360,6 +389,19 @@ mod tests {
         assert!(parse_age("5w").is_err());
         assert!(parse_age("soon").is_err());
         assert!(parse_age("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn send_reads_lines_as_bytes_and_refuses_one_too_long() {
+        let mut input: &[u8] = b"a\r\n\xffb\n\nlast";
+        let mut lines = Vec::new();
+        while let Some(line) = read_message_line(&mut input).unwrap() {
+            lines.push(line);
+        }
+        assert_eq!(lines, [&b"a"[..], b"\xffb", b"", b"last"]);
+        let long = vec![b'x'; DEFAULT_MAX_FRAME_LEN as usize + 1];
+        let error = read_message_line(&mut &long[..]).unwrap_err();
+        assert!(error.to_string().contains("longer than"), "{error}");
     }
 
     #[test]
