@@ -24,10 +24,10 @@ pub struct Config {
     pub fsync: FsyncPolicy,
     /// Write buffered records once this many are waiting...
     pub flush_count: usize,
-    /// ... or once they hold this many bytes. Also the size of each of a
-    /// segment's two write buffers (rounded up to blocks, plus the tail
-    /// block; one is written while appends fill the other), so it is the size
-    /// of a normal write too.
+    /// ... or once they hold this many bytes. Also the size of each of an
+    /// active segment's three buffers (rounded up to blocks, plus the tail
+    /// block: one written while appends fill another, and the last written
+    /// one kept for reads), so it is the size of a normal write too.
     pub flush_bytes: usize,
     /// How often the saver (`Partition::tick`) is expected to run; under
     /// `Interval` it syncs no more often than the interval itself.

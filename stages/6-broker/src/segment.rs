@@ -25,11 +25,15 @@
 //!   write is in flight: the next is submitted only once it completed, because
 //!   consecutive writes share the tail block, and two writes of one block in
 //!   flight at once may land in either order.
-//! - Bytes below the write in flight (or `block_start`, if none is) are in
-//!   the file; bytes of the write in flight are in its buffer; bytes from
-//!   `block_start` to `end` are in the write buffer (the tail block among them
-//!   is in two places after a write, and the newer one is read). Reads take
-//!   each part from where it is.
+//! - A third buffer keeps the last completed write (`Recent`) until the next
+//!   one completes, so consumers that keep up read from memory, as they did
+//!   from the page cache before Direct I/O.
+//! - Bytes below the last completed write are in the file only; that
+//!   write's whole blocks are in the file and its buffer; bytes of the write
+//!   in flight are in its buffer; bytes from `block_start` to `end` are in
+//!   the write buffer (the tail block among them is in two places after a
+//!   write, and the newer one is read). Reads take each part from memory
+//!   where it is there, from the file below it.
 //!
 //! With `direct_io` off, the same code runs: the same aligned buffers, the
 //! same whole-block writes at the same positions, through the page cache. So
@@ -149,6 +153,27 @@ struct Tail {
     written_end: u64,
     /// The write in flight, if there is one.
     in_flight: Option<InFlight>,
+    /// The last completed write's buffer, kept to serve reads of the newest
+    /// records from memory (see [`Recent`]).
+    recent: Option<Recent>,
+}
+
+/// The buffer of the write completed last, for the bytes `position..end`
+/// that no later write touches (whole blocks: the next write starts at
+/// `end`, with the tail block). Consumers mostly read what was just
+/// produced; with the page cache bypassed, without this a poll of records
+/// one write old is a read from the device. Costs a third write buffer per
+/// active segment. Rejected: a cache of many megabytes per partition, which
+/// is Iggy's answer, and a memory budget this teaching broker does not
+/// manage.
+#[derive(Debug)]
+struct Recent {
+    /// File position of its first byte: a multiple of 4096.
+    position: u64,
+    /// Where the next write starts: the bytes before it are final.
+    end: u64,
+    /// The bytes, from `position`.
+    bytes: AlignedBuf,
 }
 
 /// A write handed to compio, running as its own task while appends go on.
@@ -162,6 +187,8 @@ struct InFlight {
     /// Its bytes, shared with the task so that reads can serve them until
     /// they are in the file; records first, then zeros to the block boundary.
     bytes: Rc<AlignedBuf>,
+    /// Where the next write starts (this one's whole blocks end there).
+    settled_end: u64,
     /// The task, until it is awaited. Empty after the write failed: the
     /// bytes stay here to be read, and no later write is accepted.
     task: WriteTask,
@@ -254,6 +281,7 @@ impl Segment {
                 block_start: 0,
                 written_end: 0,
                 in_flight: None,
+                recent: None,
             }),
         })
     }
@@ -349,6 +377,7 @@ impl Segment {
             block_start,
             written_end: end,
             in_flight: None,
+            recent: None,
         });
         Ok(())
     }
@@ -453,6 +482,7 @@ impl Segment {
         tail.in_flight = Some(InFlight {
             position,
             bytes,
+            settled_end: position + full as u64,
             task: WriteTask(Some(task)),
         });
         tail.block_start += full as u64;
@@ -492,12 +522,23 @@ impl Segment {
         }
         if let Some(tail) = self.tail.as_mut()
             && let Some(flight) = tail.in_flight.take()
-            && let Ok(mut buf) = Rc::try_unwrap(flight.bytes)
+            && let Ok(bytes) = Rc::try_unwrap(flight.bytes)
         {
             // The task is done and no read holds the bytes (reads borrow the
-            // segment, and this is `&mut`): the buffer is ours again.
-            buf.clear();
-            tail.spare = Some(buf);
+            // segment, and this is `&mut`): the buffer is ours again. It
+            // serves reads until the next write completes; the one it
+            // replaces becomes the spare for the next write.
+            let recent = Recent {
+                position: flight.position,
+                end: flight.settled_end,
+                bytes,
+            };
+            if let Some(Recent { bytes: mut old, .. }) = tail.recent.replace(recent)
+                && tail.spare.is_none()
+            {
+                old.clear();
+                tail.spare = Some(old);
+            }
         }
         Ok(())
     }
@@ -526,19 +567,28 @@ impl Segment {
         if start >= end || end > self.end {
             return Ok(StoredBytes::empty(buf));
         }
-        // In memory: the write in flight from `flight_start`, the write
-        // buffer from `block_start`; below both, the file.
-        let (block_start, tail, flight) = match &self.tail {
-            Some(tail) => (tail.block_start, Some(&tail.buf), tail.in_flight.as_ref()),
-            None => (self.end.next_multiple_of(ALIGN as u64), None, None),
+        // In memory, one after the other: the last completed write from
+        // `memory_start`, the write in flight from `flight_start`, the write
+        // buffer from `block_start`; below them, the file.
+        let (block_start, tail, flight, recent) = match &self.tail {
+            Some(tail) => (
+                tail.block_start,
+                Some(&tail.buf),
+                tail.in_flight.as_ref(),
+                tail.recent.as_ref(),
+            ),
+            None => (self.end.next_multiple_of(ALIGN as u64), None, None, None),
         };
         let flight_start = flight.map_or(block_start, |flight| flight.position);
+        // Only if it ends where the next region starts (it always should).
+        let recent = recent.filter(|recent| recent.end == flight_start);
+        let memory_start = recent.map_or(flight_start, |recent| recent.position);
         // The buffer holds `aligned_start..end`: whole blocks from the file up
-        // to `flight_start`, then bytes from memory.
+        // to `memory_start`, then bytes from memory.
         let aligned_start = align_down_u64(start);
         buf.reserve_total(align_up((end - aligned_start) as usize))?;
-        if aligned_start < flight_start {
-            let file_end = (align_up(end as usize) as u64).min(flight_start);
+        if aligned_start < memory_start {
+            let file_end = (align_up(end as usize) as u64).min(memory_start);
             buf = self
                 .read_blocks(aligned_start, (file_end - aligned_start) as usize, buf)
                 .await?;
@@ -554,6 +604,15 @@ impl Segment {
                 from_memory.get((from - memory_start) as usize..(upto - memory_start) as usize);
             buf.extend_from_slice(wanted.unwrap_or_default());
         };
+        if let Some(recent) = recent
+            && end > recent.position
+        {
+            copy(
+                recent.bytes.as_slice(),
+                recent.position,
+                end.min(recent.end),
+            );
+        }
         if let Some(flight) = flight
             && end > flight_start
         {

@@ -282,7 +282,8 @@ settings! {
         segment_size: u64 = Config::default().segment_size,
         /// Write buffered records once this many are waiting...
         flush_count: usize = Config::default().flush_count,
-        /// ... or once they hold this many bytes (also the size of a normal write).
+        /// ... or once they hold this many bytes: also the size of a normal
+        /// write, and of each of the three buffers an active partition holds.
         flush_bytes: usize = Config::default().flush_bytes,
         /// How often each shard's saver runs (interval syncs, idle flushes,
         /// retention), in milliseconds.

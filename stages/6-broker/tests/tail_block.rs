@@ -200,3 +200,47 @@ fn tail_block_reads_while_a_write_is_in_flight_see_every_byte() {
         reads_while_writing(false).await;
     });
 }
+
+#[test]
+fn tail_block_the_last_completed_write_is_read_from_memory() {
+    on_both_drivers(|_: IoDriver| async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(0, LOG_EXTENSION));
+        let mut segment = Segment::create(dir.path(), 0, 1 << 20, false, 4 * ALIGN)
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = (0..20_000).map(byte_at).collect();
+        segment.append(&bytes[..9000]).await.unwrap();
+        segment.write().await.unwrap();
+        // Spoil the file's copy of the written blocks behind the segment's
+        // back: a read that went to the file would see it.
+        let spoil = |from: u64, to: u64| {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&vec![0xee; (to - from) as usize], from)
+                .unwrap();
+        };
+        spoil(0, 8192);
+        let read = segment
+            .read(0, 9000, AlignedBuf::with_capacity(0).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(read.as_slice(), &bytes[..9000], "served from memory");
+        // Two writes later, the first write's buffer is reused: those bytes
+        // come from the file again (spoiled, which proves where they came from).
+        segment.append(&bytes[9000..14_000]).await.unwrap();
+        segment.write().await.unwrap();
+        segment.append(&bytes[14_000..]).await.unwrap();
+        segment.write().await.unwrap();
+        let read = segment
+            .read(0, 100, AlignedBuf::with_capacity(0).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(read.as_slice(), &[0xee; 100][..], "read from the file");
+        let read = segment
+            .read(12_288, 20_000, AlignedBuf::with_capacity(0).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(read.as_slice(), &bytes[12_288..], "the newest from memory");
+    });
+}
