@@ -152,7 +152,7 @@ fn config_file_environment_and_flags_reach_the_running_broker() {
         line.contains("fsync always"),
         "the environment over the file: {line}"
     );
-    assert!(broker.logs().contains("metrics off"));
+    broker.wait_for_log("metrics off"); // logged after the io driver line
     assert!(data.is_dir(), "the data folder comes from the file");
     broker.stop();
 
