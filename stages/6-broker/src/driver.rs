@@ -51,19 +51,8 @@ impl IoDriver {
     /// A compio runtime (one per thread: compio's runtimes are single-threaded)
     /// on this driver.
     pub fn runtime(self) -> io::Result<Runtime> {
-        let mut proactor = ProactorBuilder::new();
-        match self {
-            IoDriver::Auto => {}
-            IoDriver::IoUring => {
-                proactor.driver_type(DriverType::IoUring);
-            }
-            IoDriver::Polling => {
-                proactor.driver_type(DriverType::Poll);
-            }
-        }
-        RuntimeBuilder::new().with_proactor(proactor).build()
+        self.runtime_on(HashSet::new())
     }
-    // ANCHOR_END: runtime
 
     /// [`IoDriver::runtime`], its thread pinned to `cpus` if there are any:
     /// compio's builder binds the thread that builds the runtime (CPUs this
@@ -84,6 +73,7 @@ impl IoDriver {
             .thread_affinity(cpus)
             .build()
     }
+    // ANCHOR_END: runtime
 }
 
 /// The name of the driver a runtime actually runs on, for the log line that

@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
+mod common;
 #[path = "../../4-partitions/tests/conformance/mod.rs"]
 mod conformance;
 
-use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,26 +21,9 @@ use stage6_broker::router::owner;
 /// the kernel allows it) and the polling fallback.
 const DRIVERS: [&str; 2] = ["auto", "polling"];
 
-/// `rivulet-server` on a free loopback port, with 2 shards and these flags.
+/// `rivulet-server` on `driver` ([`common::rivulet_server`]), with these flags.
 fn spawn(dir: &Path, driver: &str, extra: &[&str]) -> ServerProcess {
-    let mut args: Vec<&OsStr> = [
-        "--listen",
-        "127.0.0.1:0",
-        "--shards",
-        "2",
-        "--io-driver",
-        driver,
-    ]
-    .into_iter()
-    .chain(["--segment-size", "262144"])
-    // Tests run at once: no two may want the default metrics port.
-    .chain(["--metrics-listen", "off"])
-    .chain(extra.iter().copied())
-    .map(OsStr::new)
-    .collect();
-    args.push(OsStr::new("--data"));
-    args.push(dir.as_os_str());
-    ServerProcess::spawn(Path::new(env!("CARGO_BIN_EXE_rivulet-server")), &args).unwrap()
+    common::rivulet_server(dir, &[&["--io-driver", driver], extra].concat())
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -139,14 +139,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The real `rivulet-server` on a free loopback port, with 2 shards, Direct
-/// I/O on (the test folders are on ext4), small segments, no metrics
-/// endpoint, and `extra` flags.
+/// The real `rivulet-server` on a free loopback port, with 2 shards, small
+/// segments, no metrics endpoint, and `extra` flags (Direct I/O is on unless
+/// they say otherwise: the test folders are on ext4).
 pub fn rivulet_server(dir: &Path, extra: &[&str]) -> stage3_tcp_server::process::ServerProcess {
     use std::ffi::OsStr;
     let mut args: Vec<&OsStr> = ["--listen", "127.0.0.1:0", "--shards", "2"]
         .into_iter()
-        .chain(["--direct-io", "on", "--segment-size", "262144"])
+        .chain(["--segment-size", "262144"])
         // Tests run at once: no two may want the default metrics port.
         .chain(["--metrics-listen", "off"])
         .chain(extra.iter().copied())
