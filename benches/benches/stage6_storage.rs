@@ -18,9 +18,10 @@
 //!   the page cache the writes just filled, so that row measures memory, not
 //!   the disk, and is labelled so.
 //!
-//! Each row is measured in three rounds that interleave the rows, and keeps
-//! its fastest: the disk of a shared machine drifts within a minute, and the
-//! ratios are what this bench is for.
+//! Each row is measured in five rounds that interleave the rows, and keeps
+//! its median round: the disk of a shared machine drifts within a minute, and
+//! the ratios are what this bench is for. (The fastest round, kept before,
+//! let one lucky minute of the raw rows decide a ratio.)
 //!
 //! `cargo bench -p bench --bench stage6_storage` writes
 //! `benches/results/<profile>/stage6_storage.json` and prints each row's MB/s
@@ -54,8 +55,8 @@ const POLL: u64 = 1000;
 const BLOCKS: [usize; 2] = [1 << 20, 4 << 20];
 /// Bytes appended per row when measuring: enough for a steady figure.
 const TARGET_BYTES: u64 = 256 << 20;
-/// Interleaved rounds per row; the best is kept.
-const ROUNDS: u32 = 3;
+/// Interleaved rounds per row; the median is kept.
+const ROUNDS: u32 = 5;
 
 fn main() -> anyhow::Result<()> {
     // cargo bench passes --bench; cargo test does not.
@@ -101,13 +102,15 @@ fn main() -> anyhow::Result<()> {
             flush_count: usize::MAX,
             ..Config::default()
         };
-        // Rounds interleave the rows, and each row keeps its best round: the
+        // Rounds interleave the rows, and each row keeps its median round: the
         // disk of a shared machine drifts by tens of percent within a minute,
         // and a ratio between rows measured a minute apart would measure that.
-        let mut appends: Vec<(&'static str, Duration, Histogram<u64>)> = Vec::new();
-        let mut reads: Vec<(&'static str, Duration, u64)> = Vec::new();
-        let mut raw = Raw::slowest();
-        let mut raw_compio = Raw::slowest();
+        let mut appends: Vec<(&'static str, Rounds, Histogram<u64>)> = Vec::new();
+        let mut reads: Vec<(&'static str, Rounds, u64)> = Vec::new();
+        // The direct rows' time on the CPU (the thread that appends or polls).
+        let (mut append_cpu, mut poll_cpu) = (Rounds(Vec::new()), Rounds(Vec::new()));
+        let mut raw = RawRounds::default();
+        let mut raw_compio = RawRounds::default();
         for round in 0..rounds {
             for (n, direct_io) in [true, false].into_iter().enumerate() {
                 let name = if direct_io { "direct" } else { "buffered" };
@@ -116,29 +119,41 @@ fn main() -> anyhow::Result<()> {
                     direct_io,
                     ..config.clone()
                 };
-                let (elapsed, latencies) =
+                let (append, latencies) =
                     runtime.block_on(append_all(&dir, config.clone(), &batches, passes))?;
-                let (read_elapsed, polls) = runtime.block_on(poll_all(&dir, config, total))?;
+                let (read, polls) = runtime.block_on(poll_all(&dir, config, total))?;
                 std::fs::remove_dir_all(&dir)?;
+                let (elapsed, read_elapsed) = (append.wall, read.wall);
+                if direct_io {
+                    append_cpu.0.push(append.cpu);
+                    poll_cpu.0.push(read.cpu);
+                }
                 if round == 0 {
-                    appends.push((name, elapsed, latencies));
-                    reads.push((name, read_elapsed, polls));
+                    appends.push((name, Rounds(vec![elapsed]), latencies));
+                    reads.push((name, Rounds(vec![read_elapsed]), polls));
                 } else {
-                    appends[n].1 = appends[n].1.min(elapsed);
+                    appends[n].1.0.push(elapsed);
                     appends[n].2.add(&latencies)?;
-                    reads[n].1 = reads[n].1.min(read_elapsed);
+                    reads[n].1.0.push(read_elapsed);
                 }
             }
-            raw = raw.best(raw_std(data.path(), block, total)?);
-            raw_compio =
-                raw_compio.best(runtime.block_on(raw_compio_rw(data.path(), block, total))?);
+            raw.push(raw_std(data.path(), block, total)?);
+            raw_compio.push(runtime.block_on(raw_compio_rw(data.path(), block, total))?);
         }
         groups.push(Measured {
             block,
-            appends,
-            reads,
-            raw,
-            raw_compio,
+            appends: appends
+                .into_iter()
+                .map(|(name, rounds, latencies)| (name, rounds.median(), latencies))
+                .collect(),
+            reads: reads
+                .into_iter()
+                .map(|(name, rounds, polls)| (name, rounds.median(), polls))
+                .collect(),
+            raw: raw.median(),
+            raw_compio: raw_compio.median(),
+            append_cpu: append_cpu.median(),
+            poll_cpu: poll_cpu.median(),
         });
     }
 
@@ -170,6 +185,19 @@ fn main() -> anyhow::Result<()> {
                 )
             });
         }
+        suite.record(Row {
+            series: Some("append, direct: CPU time only".to_string()),
+            x: Some(kib),
+            ..row(
+                &format!("append-direct-cpu-{kib}k"),
+                RowKind::Stage,
+                &raw_id,
+                per_append,
+                group.append_cpu,
+                append_calls,
+                None,
+            )
+        });
         let blocks = total.div_ceil(group.block as u64);
         let raws = [
             (raw_id.clone(), group.raw.write, "raw O_DIRECT pwrite"),
@@ -210,6 +238,20 @@ fn main() -> anyhow::Result<()> {
                 )
             });
         }
+        let direct_polls = group.reads.first().map_or(1, |(_, _, polls)| *polls);
+        suite.record(Row {
+            series: Some("poll, direct: CPU time only".to_string()),
+            x: Some(kib),
+            ..row(
+                &format!("poll-direct-cpu-{kib}k"),
+                RowKind::Stage,
+                &raw_id,
+                total / direct_polls,
+                group.poll_cpu,
+                direct_polls,
+                None,
+            )
+        });
         let blocks = total.div_ceil(group.block as u64);
         let raws = [
             (raw_id.clone(), group.raw.read, "raw O_DIRECT pread"),
@@ -233,6 +275,8 @@ fn main() -> anyhow::Result<()> {
                 "  append {name:8} {rate:6.0} MB/s  {share:5.1}% of raw direct write ({raw_write:.0} MB/s)"
             );
         }
+        let rate = mb_s(&group.append_cpu);
+        println!("  append direct, CPU time only {rate:6.0} MB/s");
         let rate = mb_s(&group.raw_compio.write);
         let share = 100.0 * rate / raw_write;
         println!("  raw compio write {rate:6.0} MB/s  {share:5.1}% of raw direct write");
@@ -243,6 +287,8 @@ fn main() -> anyhow::Result<()> {
                 "  poll   {name:8} {rate:6.0} MB/s  {share:5.1}% of raw direct read ({raw_read:.0} MB/s)"
             );
         }
+        let rate = mb_s(&group.poll_cpu);
+        println!("  poll direct, CPU time only {rate:6.0} MB/s");
         let rate = mb_s(&group.raw_compio.read);
         let share = 100.0 * rate / raw_read;
         println!("  raw compio read  {rate:6.0} MB/s  {share:5.1}% of raw direct read");
@@ -263,6 +309,10 @@ struct Measured {
     reads: Vec<(&'static str, Duration, u64)>,
     raw: Raw,
     raw_compio: Raw,
+    /// The direct rows' time on the CPU: what they would take on a disk
+    /// that took no time.
+    append_cpu: Duration,
+    poll_cpu: Duration,
 }
 
 /// A row measured by this bench: `calls` iterations of `bytes` in `elapsed`.
@@ -292,6 +342,33 @@ fn row(
     }
 }
 
+/// A timed part of a row: the clock's time, and this thread's time on the
+/// CPU within it (its own work and the system calls it made, submissions to
+/// io_uring among them; not the disk's time, nor the kernel's worker threads').
+#[derive(Default, Clone, Copy)]
+struct Timed {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Timed {
+    /// Starts timing; [`Timed::add_since`] adds what passed.
+    fn start() -> (Instant, Duration) {
+        (Instant::now(), thread_cpu())
+    }
+
+    fn add_since(&mut self, (wall, cpu): (Instant, Duration)) {
+        self.wall += wall.elapsed();
+        self.cpu += thread_cpu().saturating_sub(cpu);
+    }
+}
+
+/// This thread's time on the CPU so far.
+fn thread_cpu() -> Duration {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
+
 /// Appends every batch `passes` times, then flushes; returns the time and
 /// each append's latency. The batches are copied before the clock starts:
 /// `append` stamps them in place, and the copy is the producer's, not ours.
@@ -300,36 +377,37 @@ async fn append_all(
     config: Config,
     batches: &[Vec<u8>],
     passes: u64,
-) -> anyhow::Result<(Duration, Histogram<u64>)> {
+) -> anyhow::Result<(Timed, Histogram<u64>)> {
     let mut partition = Partition::open(dir, config).await?;
     let mut latencies = histogram();
-    let mut elapsed = Duration::ZERO;
+    let mut timed = Timed::default();
     for _ in 0..passes {
         let mut pass: Vec<Vec<u8>> = batches.to_vec();
-        let start = Instant::now();
+        let start = Timed::start();
         for batch in &mut pass {
             let call = Instant::now();
             partition.append(batch).await?;
             latencies.saturating_record(call.elapsed().as_nanos() as u64);
         }
-        elapsed += start.elapsed();
+        timed.add_since(start);
     }
-    let start = Instant::now();
+    let start = Timed::start();
     partition.flush().await?;
-    elapsed += start.elapsed();
-    Ok((elapsed, latencies))
+    timed.add_since(start);
+    Ok((timed, latencies))
 }
 
 /// Polls every record of the partition in `dir`; returns the time and the
 /// number of polls.
-async fn poll_all(dir: &Path, config: Config, total: u64) -> anyhow::Result<(Duration, u64)> {
+async fn poll_all(dir: &Path, config: Config, total: u64) -> anyhow::Result<(Timed, u64)> {
     let partition = Partition::open(dir, config).await?;
     let end = partition.status().next_offset;
     let mut buf = AlignedBuf::with_capacity(2 << 20)?;
     let mut offset = 0;
     let mut polls = 0;
     let mut bytes = 0;
-    let start = Instant::now();
+    let mut timed = Timed::default();
+    let start = Timed::start();
     while offset < end {
         let polled = partition.poll_into(offset, POLL, buf).await?;
         anyhow::ensure!(polled.count > 0, "poll at {offset} returned nothing");
@@ -338,9 +416,9 @@ async fn poll_all(dir: &Path, config: Config, total: u64) -> anyhow::Result<(Dur
         polls += 1;
         buf = polled.bytes.into_buffer();
     }
-    let elapsed = start.elapsed();
+    timed.add_since(start);
     anyhow::ensure!(bytes == total, "polled {bytes} bytes of {total}");
-    Ok((elapsed, polls))
+    Ok((timed, polls))
 }
 
 struct Raw {
@@ -348,20 +426,34 @@ struct Raw {
     read: Duration,
 }
 
-impl Raw {
-    /// A starting point that any measurement beats.
-    fn slowest() -> Raw {
-        Raw {
-            write: Duration::MAX,
-            read: Duration::MAX,
-        }
+/// One row's time in each round.
+struct Rounds(Vec<Duration>);
+
+impl Rounds {
+    /// The middle round (the slower middle one of an even count).
+    fn median(mut self) -> Duration {
+        self.0.sort();
+        self.0.get(self.0.len() / 2).copied().unwrap_or_default()
+    }
+}
+
+/// The raw rows' times in each round.
+#[derive(Default)]
+struct RawRounds {
+    write: Vec<Duration>,
+    read: Vec<Duration>,
+}
+
+impl RawRounds {
+    fn push(&mut self, raw: Raw) {
+        self.write.push(raw.write);
+        self.read.push(raw.read);
     }
 
-    /// The faster of each.
-    fn best(self, other: Raw) -> Raw {
+    fn median(self) -> Raw {
         Raw {
-            write: self.write.min(other.write),
-            read: self.read.min(other.read),
+            write: Rounds(self.write).median(),
+            read: Rounds(self.read).median(),
         }
     }
 }
