@@ -28,6 +28,11 @@
 //! - A third buffer keeps the last completed write (`Recent`) until the next
 //!   one completes, so consumers that keep up read from memory, as they did
 //!   from the page cache before Direct I/O.
+//! - A read from the file that continues the last one starts a read of the
+//!   blocks after it (`ReadAhead`), so a consumer going through the
+//!   partition in order has its next blocks on the way while it checks and
+//!   sends these: the page cache's read-ahead, which Direct I/O gives up.
+//!   Only blocks below the ones a write may still rewrite are read ahead.
 //! - Bytes below the last completed write are in the file only; that
 //!   write's whole blocks are in the file and its buffer; bytes of the write
 //!   in flight are in its buffer; bytes from `block_start` to `end` are in
@@ -49,6 +54,7 @@
 //! shutdown): otherwise the late write could land after the reopening's
 //! recovery read the file.
 
+use std::cell::{Cell, RefCell};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -247,8 +253,38 @@ pub struct Segment {
     end: u64,
     /// The write buffer, for the active segment; `None` once sealed.
     tail: Option<Tail>,
+    /// The next blocks of a reader going through the file in order.
+    read_ahead: RefCell<Option<ReadAhead>>,
+    /// Where the next read in order starts: the block holding the end of the
+    /// last read from the file.
+    next_read: Cell<Option<u64>>,
 }
 // ANCHOR_END: segment
+
+// ANCHOR: read_ahead
+/// A read of the blocks that follow the last read from the file, started as
+/// soon as that read returned and running while its records are verified
+/// and sent: a consumer going through the partition in order finds its next
+/// poll's blocks read, or on their way. The page cache does this for
+/// buffered reads (its read-ahead); with Direct I/O a poll would otherwise
+/// leave the disk idle while the CPU checks every record's crc32c.
+///
+/// Only for a read that starts where the last one ended (the block holding
+/// its end), so readers that jump around cost nothing. One per segment: two
+/// consumers in the same segment replace each other's, and a replaced read
+/// is cancelled. Only blocks below the ones a write may still rewrite, so
+/// the bytes read ahead are final. Rejected: reading ahead inside the poll
+/// (two reads in flight per poll), which hides only half of the check.
+#[derive(Debug)]
+struct ReadAhead {
+    /// File position of its first byte: a multiple of 4096.
+    position: u64,
+    /// Bytes it reads.
+    len: usize,
+    /// The read, and the buffer it reads into.
+    task: JoinHandle<(std::io::Result<()>, AlignedBuf)>,
+}
+// ANCHOR_END: read_ahead
 
 impl Segment {
     /// Creates the segment starting at `base_offset` in `dir`, preallocated
@@ -275,6 +311,8 @@ impl Segment {
             file,
             size,
             end: 0,
+            read_ahead: RefCell::default(),
+            next_read: Cell::default(),
             tail: Some(Tail {
                 buf: AlignedBuf::with_capacity(buffer_bytes)?,
                 spare: None,
@@ -298,6 +336,8 @@ impl Segment {
             size,
             end: 0,
             tail: None,
+            read_ahead: RefCell::default(),
+            next_read: Cell::default(),
         })
     }
 
@@ -586,12 +626,46 @@ impl Segment {
         // The buffer holds `aligned_start..end`: whole blocks from the file up
         // to `memory_start`, then bytes from memory.
         let aligned_start = align_down_u64(start);
-        buf.reserve_total(align_up((end - aligned_start) as usize))?;
+        let whole = align_up((end - aligned_start) as usize);
+        buf.reserve_total(whole)?;
         if aligned_start < memory_start {
             let file_end = (align_up(end as usize) as u64).min(memory_start);
-            buf = self
-                .read_blocks(aligned_start, (file_end - aligned_start) as usize, buf)
-                .await?;
+            let len = (file_end - aligned_start) as usize;
+            let in_order = self.next_read.get() == Some(aligned_start);
+            let (read, spare) = match self.read_ahead.take() {
+                Some(ahead) if ahead.position == aligned_start && ahead.len >= len => {
+                    match ahead.task.await {
+                        Ok((Ok(()), mut read)) => {
+                            read.truncate(len);
+                            if read.capacity() >= whole {
+                                (read, Some(buf))
+                            } else {
+                                // No room after it for the parts from memory
+                                // (a reader that caught up with the writes):
+                                // copied into `buf`, which has it.
+                                buf.clear();
+                                buf.extend_from_slice(read.as_slice());
+                                (buf, Some(read))
+                            }
+                        }
+                        // Failed or cancelled: read again, and any error is
+                        // this read's own.
+                        _ => (self.read_blocks(aligned_start, len, buf).await?, None),
+                    }
+                }
+                // Any other read ahead is dropped here, which cancels it.
+                _ => (self.read_blocks(aligned_start, len, buf).await?, None),
+            };
+            buf = read;
+            let next = align_down_u64(end);
+            self.next_read.set(Some(next));
+            // A block more than this read: the next read's records may end
+            // one block further.
+            if in_order && self.read_ahead_from(next, len + ALIGN, memory_start, spare) {
+                // As for writes: the read reaches the kernel only once this
+                // task yields, and the caller may not before its next read.
+                YieldOnce(false).await;
+            }
         } else {
             buf.clear();
         }
@@ -631,6 +705,41 @@ impl Segment {
         })
     }
     // ANCHOR_END: read
+
+    /// Starts reading `len` bytes at `position` ahead of the reader, but not
+    /// past `limit` (where the blocks a write may rewrite begin), into
+    /// `spare` or a new buffer; says whether it did. Best effort: without
+    /// memory, no read ahead.
+    fn read_ahead_from(
+        &self,
+        position: u64,
+        len: usize,
+        limit: u64,
+        spare: Option<AlignedBuf>,
+    ) -> bool {
+        let len = (len as u64).min(limit.saturating_sub(position)) as usize;
+        if len == 0 {
+            return false;
+        }
+        let Ok(mut buf) = spare.map_or_else(|| AlignedBuf::with_capacity(len), Ok) else {
+            return false;
+        };
+        if buf.reserve_total(len).is_err() {
+            return false;
+        }
+        buf.clear();
+        let file = self.file.clone();
+        let task = compio::runtime::spawn(async move {
+            let BufResult(result, slice) = file.read_exact_at(buf.slice(..len), position).await;
+            (result, slice.into_inner())
+        });
+        self.read_ahead.replace(Some(ReadAhead {
+            position,
+            len,
+            task,
+        }));
+        true
+    }
 
     // ANCHOR: read_blocks
     /// Reads `len` bytes (whole blocks) at `position` (a block boundary) into

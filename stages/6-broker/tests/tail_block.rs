@@ -244,3 +244,71 @@ fn tail_block_the_last_completed_write_is_read_from_memory() {
         assert_eq!(read.as_slice(), &bytes[12_288..], "the newest from memory");
     });
 }
+
+#[test]
+fn tail_block_reads_in_order_are_served_by_the_read_ahead() {
+    on_both_drivers(|_: IoDriver| async {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(0, LOG_EXTENSION));
+        let mut segment = Segment::create(dir.path(), 0, 1 << 20, false, 4 * ALIGN)
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = (0..100_000).map(byte_at).collect();
+        for chunk in bytes.chunks(10_000) {
+            segment.append(chunk).await.unwrap();
+            segment.write().await.unwrap();
+        }
+        let read = |from: u64, to: u64| {
+            let segment = &segment;
+            async move {
+                segment
+                    .read(from, to, AlignedBuf::with_capacity(0).unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        // Two reads in order: the second starts the read ahead of the third's
+        // blocks (12288..24576, and a block more).
+        assert_eq!(read(0, 8000).await.as_slice(), &bytes[..8000]);
+        assert_eq!(read(8000, 16_000).await.as_slice(), &bytes[8000..16_000]);
+        compio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // Spoil the file's copy of those blocks behind the segment's back: a
+        // read that went to the file now would see it.
+        {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&[0xee; 12_288], 12_288).unwrap();
+        }
+        assert_eq!(
+            read(16_000, 24_000).await.as_slice(),
+            &bytes[16_000..24_000],
+            "read ahead, before the file was spoiled"
+        );
+        // A read out of order goes to the file, and finds the spoiled bytes.
+        assert_eq!(read(13_000, 13_100).await.as_slice(), &[0xee; 100][..]);
+        // Mended, then read in order to the end, into the bytes still in
+        // memory: the read ahead stops where they start, and the last reads
+        // take their first part from it and the rest from memory.
+        {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.write_all_at(&bytes[12_288..24_576], 12_288).unwrap();
+        }
+        let mut from = 24_000;
+        while from < bytes.len() as u64 {
+            // The last read, from 72000, is twice as long as the read ahead
+            // of it, which has no room for the part from memory.
+            let to = if from >= 72_000 {
+                bytes.len() as u64
+            } else {
+                from + 8000
+            };
+            let got = read(from, to).await;
+            assert!(
+                got.as_slice() == &bytes[from as usize..to as usize],
+                "bytes {from}..{to}"
+            );
+            from = to;
+        }
+    });
+}
