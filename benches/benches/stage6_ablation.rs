@@ -1,7 +1,9 @@
 //! Stage 6's ablation, over loopback with the load generator, in one run:
-//! stage 5 and stage 6 on the same workload, then stage 6 with one switch
-//! off at a time (Direct I/O, pinning, all cores versus one shard, io_uring
-//! versus polling), beside the machine's raw limits measured in the same run
+//! stage 5 and stage 6 on the same workload (on every core beside the load
+//! generator, then each on half the cores and the load generator on the
+//! others), then stage 6 with one switch off at a time (Direct I/O,
+//! pinning, all cores versus one shard, io_uring versus polling), beside the
+//! machine's raw limits measured in the same run
 //! (`bench::ladder::limits::measure`: loopback TCP, direct writes and reads).
 //!
 //! `cargo bench -p bench --bench stage6_ablation` writes
@@ -29,6 +31,9 @@ struct Variant {
     what: &'static str,
     /// `None`: stage 5.
     stage6: Option<ServerConfig>,
+    /// The server on the first half of the cores and the load generator on
+    /// the rest (`bench::cores::split`), instead of both on every core.
+    split: bool,
 }
 
 // ANCHOR: variants
@@ -42,37 +47,50 @@ fn variants() -> Vec<Variant> {
         change(&mut config);
         Some(config)
     };
+    let variant = |id, what, stage6| Variant {
+        id,
+        what,
+        stage6,
+        split: false,
+    };
     vec![
+        variant(
+            "stage5",
+            "stage 5: tokio, a lock per partition, the page cache",
+            None,
+        ),
+        variant("stage6", "stage 6, every switch on", Some(all.clone())),
         Variant {
-            id: "stage5",
-            what: "stage 5: tokio, a lock per partition, the page cache",
+            id: "stage5-split-cores",
+            what: "stage 5 on half the cores, the load generator on the others",
             stage6: None,
+            split: true,
         },
         Variant {
-            id: "stage6",
-            what: "stage 6, every switch on",
-            stage6: Some(all.clone()),
+            id: "stage6-split-cores",
+            what: "stage 6, a shard per core of half the cores, the load generator on the others",
+            stage6: Some(ServerConfig {
+                shards: bench::cores::split().0.len(),
+                ..all.clone()
+            }),
+            split: true,
         },
-        Variant {
-            id: "stage6-direct-io-off",
-            what: "Direct I/O off (the page cache)",
-            stage6: off(|c| c.storage.direct_io = false),
-        },
-        Variant {
-            id: "stage6-pin-off",
-            what: "pinning off",
-            stage6: off(|c| c.pin = false),
-        },
-        Variant {
-            id: "stage6-1-shard",
-            what: "one shard instead of one per core",
-            stage6: off(|c| c.shards = 1),
-        },
-        Variant {
-            id: "stage6-polling",
-            what: "the polling driver instead of io_uring",
-            stage6: off(|c| c.driver = IoDriver::Polling),
-        },
+        variant(
+            "stage6-direct-io-off",
+            "Direct I/O off (the page cache)",
+            off(|c| c.storage.direct_io = false),
+        ),
+        variant("stage6-pin-off", "pinning off", off(|c| c.pin = false)),
+        variant(
+            "stage6-1-shard",
+            "one shard instead of one per core",
+            off(|c| c.shards = 1),
+        ),
+        variant(
+            "stage6-polling",
+            "the polling driver instead of io_uring",
+            off(|c| c.driver = IoDriver::Polling),
+        ),
     ]
 }
 // ANCHOR_END: variants
@@ -115,6 +133,17 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The load generator of the split variants: its own runtime, every
+    // thread pinned to the cores the server does not get.
+    let (server_cores, load_cores) = bench::cores::split();
+    let split_runtime = {
+        let cores = load_cores.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(load_cores.len())
+            .on_thread_start(move || bench::cores::pin_current_thread(&cores))
+            .enable_all()
+            .build()?
+    };
     let config = LoadConfig {
         producers: 2,
         consumers: 2,
@@ -129,11 +158,24 @@ fn main() -> anyhow::Result<()> {
         ..LoadConfig::default()
     };
     for variant in variants() {
+        let (runtime, server_cores) = if variant.split {
+            // `block_on` runs its future on this thread: pinned with the rest.
+            bench::cores::pin_current_thread(&load_cores);
+            (&split_runtime, server_cores.clone())
+        } else {
+            bench::cores::pin_current_thread(&bench::cores::allowed());
+            (&runtime, Vec::new())
+        };
         let (figures, driver) = runtime.block_on(async {
             let progress = indicatif::ProgressBar::hidden();
             match variant.stage6.clone() {
                 None => {
-                    let target = Stage5Target::start(FSYNC, cores())?;
+                    let threads = if variant.split {
+                        server_cores.len()
+                    } else {
+                        cores()
+                    };
+                    let target = Stage5Target::start_on(FSYNC, threads, server_cores)?;
                     anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
                 }
                 Some(server) => {

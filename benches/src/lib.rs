@@ -22,6 +22,7 @@
 
 pub mod adapters;
 pub mod chart;
+pub mod cores;
 pub mod ladder;
 pub mod profile;
 pub mod raw;

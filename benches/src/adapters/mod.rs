@@ -36,8 +36,26 @@ impl LocalServer {
         F: FnOnce(std::path::PathBuf) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Server, ServeError>>,
     {
+        LocalServer::start_on(threads, Vec::new(), start)
+    }
+
+    /// [`LocalServer::start`], every thread of the runtime (its blocking
+    /// pool's too) pinned to `cores` if there are any.
+    pub fn start_on<F, Fut>(
+        threads: usize,
+        cores: Vec<usize>,
+        start: F,
+    ) -> anyhow::Result<LocalServer>
+    where
+        F: FnOnce(std::path::PathBuf) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Server, ServeError>>,
+    {
         let data = tempfile::tempdir_in(crate::bench_data_dir()).context("server data folder")?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if !cores.is_empty() {
+            builder.on_thread_start(move || crate::cores::pin_current_thread(&cores));
+        }
+        let runtime = builder
             .worker_threads(threads.max(1))
             .thread_name("rivulet-server")
             .enable_all()

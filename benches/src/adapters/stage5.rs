@@ -31,8 +31,17 @@ impl Stage5Target {
 
     /// Starts a stage 5 server on 127.0.0.1 with `fsync`, on `threads` threads.
     pub fn start(fsync: FsyncPolicy, threads: usize) -> anyhow::Result<Stage5Target> {
+        Stage5Target::start_on(fsync, threads, Vec::new())
+    }
+
+    /// [`Stage5Target::start`], its threads pinned to `cores` if any.
+    pub fn start_on(
+        fsync: FsyncPolicy,
+        threads: usize,
+        cores: Vec<usize>,
+    ) -> anyhow::Result<Stage5Target> {
         let addr = "127.0.0.1:0".parse()?;
-        let server = LocalServer::start(threads, move |dir| {
+        let server = LocalServer::start_on(threads, cores, move |dir| {
             stage5_zero_copy::start(addr, TopicsConfig::new(dir, fsync))
         })?;
         Ok(Stage5Target {
