@@ -23,6 +23,8 @@ use stage6_broker::{IoDriver, ServerConfig};
 const FSYNC: FsyncPolicy = FsyncPolicy::EveryBatch;
 const BATCH: u32 = 100;
 const GROUP: &str = "stage6-ablation";
+/// Interleaved rounds per variant when measuring; the median is kept.
+const ROUNDS: usize = 3;
 
 /// One run of the ablation: a name, and how its server is started.
 struct Variant {
@@ -157,35 +159,60 @@ fn main() -> anyhow::Result<()> {
         seed: workload.seed,
         ..LoadConfig::default()
     };
-    for variant in variants() {
-        let (runtime, server_cores) = if variant.split {
-            // `block_on` runs its future on this thread: pinned with the rest.
-            bench::cores::pin_current_thread(&load_cores);
-            (&split_runtime, server_cores.clone())
-        } else {
-            bench::cores::pin_current_thread(&bench::cores::allowed());
-            (&runtime, Vec::new())
-        };
-        let (figures, driver) = runtime.block_on(async {
-            let progress = indicatif::ProgressBar::hidden();
-            match variant.stage6.clone() {
-                None => {
-                    let threads = if variant.split {
-                        server_cores.len()
-                    } else {
-                        cores()
-                    };
-                    let target = Stage5Target::start_on(FSYNC, threads, server_cores)?;
-                    anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
+    // Rounds interleave the variants, and each keeps its median round (by
+    // producer throughput): from one variant to the next a minute passes,
+    // and the disk of a shared machine drifts by more than most switches
+    // move the figures. A single pass let that drift order the rows.
+    let rounds = if measuring { ROUNDS } else { 1 };
+    let variants = variants();
+    let mut measured: Vec<Vec<(Figures, &'static str)>> = vec![Vec::new(); variants.len()];
+    for round in 0..rounds {
+        for (variant, measured) in variants.iter().zip(&mut measured) {
+            let (runtime, server_cores) = if variant.split {
+                // `block_on` runs its future on this thread: pinned with the rest.
+                bench::cores::pin_current_thread(&load_cores);
+                (&split_runtime, server_cores.clone())
+            } else {
+                bench::cores::pin_current_thread(&bench::cores::allowed());
+                (&runtime, Vec::new())
+            };
+            let (figures, driver) = runtime.block_on(async {
+                let progress = indicatif::ProgressBar::hidden();
+                match variant.stage6.clone() {
+                    None => {
+                        let threads = if variant.split {
+                            server_cores.len()
+                        } else {
+                            cores()
+                        };
+                        let target = Stage5Target::start_on(FSYNC, threads, server_cores)?;
+                        anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
+                    }
+                    Some(server) => {
+                        let target = Stage6Target::start_with(variant.id, FSYNC, server)?;
+                        let driver = target.driver().unwrap_or("?");
+                        anyhow::Ok((run(&target, &config, &progress).await?.figures, driver))
+                    }
                 }
-                Some(server) => {
-                    let target = Stage6Target::start_with(variant.id, FSYNC, server)?;
-                    let driver = target.driver().unwrap_or("?");
-                    anyhow::Ok((run(&target, &config, &progress).await?.figures, driver))
-                }
-            }
-        })?;
-        record(&mut suite, &variant, driver, &figures, size);
+            })?;
+            eprintln!(
+                "round {round}: {} ({}, driver {driver}): producer {:.0} msg/s, consumer {:.0} msg/s",
+                variant.id,
+                variant.what,
+                figures.producer.messages_per_s,
+                figures.consumer.messages_per_s
+            );
+            measured.push((figures, driver));
+        }
+    }
+    for (variant, mut rounds) in variants.iter().zip(measured) {
+        rounds.sort_by(|a, b| {
+            a.0.producer
+                .messages_per_s
+                .total_cmp(&b.0.producer.messages_per_s)
+        });
+        let (figures, driver) = &rounds[rounds.len() / 2];
+        record(&mut suite, variant, driver, figures, size);
     }
     if measuring && let Some(path) = suite.finish(&data)? {
         println!("results written to {}", path.display());
@@ -201,7 +228,7 @@ fn record(suite: &mut Suite, variant: &Variant, driver: &str, figures: &Figures,
         ("consumer", &figures.consumer),
     ] {
         eprintln!(
-            "{} ({}, driver {driver}) {side}: {:.0} msg/s",
+            "median: {} ({}, driver {driver}) {side}: {:.0} msg/s",
             variant.id, variant.what, measured.messages_per_s
         );
         suite.record(Row {
