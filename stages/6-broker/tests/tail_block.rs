@@ -17,6 +17,15 @@ const SEGMENT_SIZE: u64 = 12 << 20;
 /// Small, so that large steps also cross the "buffer full" path.
 const BUFFER: usize = 3 * ALIGN;
 
+/// Writes `bytes` at `at` in the segment file at `path` behind the segment's
+/// back: a read that goes to the file sees them, one served from memory
+/// does not, which is how these tests tell where a read's bytes came from.
+fn overwrite_file(path: &std::path::Path, at: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, at).unwrap();
+}
+
 /// Bytes no two positions of which are alike for long: a misplaced block shows.
 fn byte_at(position: u64) -> u8 {
     (position.wrapping_mul(2_654_435_761) >> 13) as u8 | 1
@@ -212,15 +221,8 @@ fn tail_block_the_last_completed_write_is_read_from_memory() {
         let bytes: Vec<u8> = (0..20_000).map(byte_at).collect();
         segment.append(&bytes[..9000]).await.unwrap();
         segment.write().await.unwrap();
-        // Spoil the file's copy of the written blocks behind the segment's
-        // back: a read that went to the file would see it.
-        let spoil = |from: u64, to: u64| {
-            use std::os::unix::fs::FileExt;
-            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            file.write_all_at(&vec![0xee; (to - from) as usize], from)
-                .unwrap();
-        };
-        spoil(0, 8192);
+        // Spoil the file's copy of the written blocks.
+        overwrite_file(&path, 0, &[0xee; 8192]);
         let read = segment
             .read(0, 9000, AlignedBuf::with_capacity(0).unwrap())
             .await
@@ -272,13 +274,8 @@ fn tail_block_reads_in_order_are_served_by_the_read_ahead() {
         assert_eq!(read(0, 8000).await.as_slice(), &bytes[..8000]);
         assert_eq!(read(8000, 16_000).await.as_slice(), &bytes[8000..16_000]);
         compio::time::sleep(std::time::Duration::from_millis(200)).await;
-        // Spoil the file's copy of those blocks behind the segment's back: a
-        // read that went to the file now would see it.
-        {
-            use std::os::unix::fs::FileExt;
-            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            file.write_all_at(&[0xee; 12_288], 12_288).unwrap();
-        }
+        // Spoil the file's copy of those blocks.
+        overwrite_file(&path, 12_288, &[0xee; 12_288]);
         assert_eq!(
             read(16_000, 24_000).await.as_slice(),
             &bytes[16_000..24_000],
@@ -289,11 +286,7 @@ fn tail_block_reads_in_order_are_served_by_the_read_ahead() {
         // Mended, then read in order to the end, into the bytes still in
         // memory: the read ahead stops where they start, and the last reads
         // take their first part from it and the rest from memory.
-        {
-            use std::os::unix::fs::FileExt;
-            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            file.write_all_at(&bytes[12_288..24_576], 12_288).unwrap();
-        }
+        overwrite_file(&path, 12_288, &bytes[12_288..24_576]);
         let mut from = 24_000;
         while from < bytes.len() as u64 {
             // The last read, from 72000, is twice as long as the read ahead
