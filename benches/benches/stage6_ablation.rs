@@ -160,9 +160,10 @@ fn main() -> anyhow::Result<()> {
         ..LoadConfig::default()
     };
     // Rounds interleave the variants, and each keeps its median round (by
-    // producer throughput): from one variant to the next a minute passes,
-    // and the disk of a shared machine drifts by more than most switches
-    // move the figures. A single pass let that drift order the rows.
+    // producer throughput): a pass over the variants takes about a minute,
+    // and within a minute the disk of a shared machine drifts by more than
+    // most switches move the figures. A single pass let that drift order
+    // the rows.
     let rounds = if measuring { ROUNDS } else { 1 };
     let variants = variants();
     let mut measured: Vec<Vec<(Figures, &'static str)>> = vec![Vec::new(); variants.len()];
