@@ -9,13 +9,32 @@ mod common;
 
 use common::on_both_drivers;
 use stage6_broker::aligned::ALIGN;
-use stage6_broker::segment::{LOG_EXTENSION, Segment, file_name};
+use stage6_broker::segment::{LOG_EXTENSION, Segment, StoredBytes, file_name};
 use stage6_broker::{AlignedBuf, IoDriver};
 
 /// Room for 4097 steps, half of which cross into a new block.
 const SEGMENT_SIZE: u64 = 12 << 20;
 /// Small, so that large steps also cross the "buffer full" path.
 const BUFFER: usize = 3 * ALIGN;
+
+/// The segment's bytes `from..to`, read through a new buffer.
+async fn read_back(segment: &Segment, from: u64, to: u64) -> StoredBytes {
+    segment
+        .read(from, to, AlignedBuf::with_capacity(0).unwrap())
+        .await
+        .unwrap()
+}
+
+/// A new 1 MiB segment (the file's path beside it) with small buffers, in
+/// a folder that lives as long as the returned guard.
+async fn small_segment(direct_io: bool) -> (tempfile::TempDir, std::path::PathBuf, Segment) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name(0, LOG_EXTENSION));
+    let segment = Segment::create(dir.path(), 0, 1 << 20, direct_io, 4 * ALIGN)
+        .await
+        .unwrap();
+    (dir, path, segment)
+}
 
 /// Writes `bytes` at `at` in the segment file at `path` behind the segment's
 /// back: a read that goes to the file sees them, one served from memory
@@ -81,10 +100,7 @@ async fn every_tail_length(direct_io: bool) {
             continue;
         }
         let from = new_end.saturating_sub(2 * ALIGN as u64 + 17);
-        let read = segment
-            .read(from, new_end, AlignedBuf::with_capacity(0).unwrap())
-            .await
-            .unwrap();
+        let read = read_back(&segment, from, new_end).await;
         let expected: Vec<u8> = (from..new_end).map(byte_at).collect();
         assert!(read.as_slice() == expected, "tail {tail}: bytes read back");
     }
@@ -120,10 +136,7 @@ fn tail_block_every_length_survives_write_and_reopen_buffered() {
 #[test]
 fn tail_block_reads_span_file_and_buffer() {
     on_both_drivers(|_| async {
-        let dir = tempfile::tempdir().unwrap();
-        let mut segment = Segment::create(dir.path(), 0, 1 << 20, true, 4 * ALIGN)
-            .await
-            .unwrap();
+        let (_dir, _, mut segment) = small_segment(true).await;
         let bytes: Vec<u8> = (0..10_000).map(byte_at).collect();
         segment.append(&bytes[..6000]).await.unwrap();
         segment.write().await.unwrap();
@@ -138,10 +151,7 @@ fn tail_block_reads_span_file_and_buffer() {
             (5999, 6001),
             (7000, 9999),
         ] {
-            let read = segment
-                .read(from, to, AlignedBuf::with_capacity(0).unwrap())
-                .await
-                .unwrap();
+            let read = read_back(&segment, from, to).await;
             assert_eq!(
                 read.as_slice(),
                 &bytes[from as usize..to as usize],
@@ -176,10 +186,7 @@ async fn reads_while_writing(direct_io: bool) {
             3 * BUFFER as u64 + 5
         };
         for from in [new_end.saturating_sub(back), end, new_end.saturating_sub(1)] {
-            let read = segment
-                .read(from, new_end, AlignedBuf::with_capacity(0).unwrap())
-                .await
-                .unwrap();
+            let read = read_back(&segment, from, new_end).await;
             let expected: Vec<u8> = (from..new_end).map(byte_at).collect();
             assert!(
                 read.as_slice() == expected,
@@ -213,20 +220,13 @@ fn tail_block_reads_while_a_write_is_in_flight_see_every_byte() {
 #[test]
 fn tail_block_the_last_completed_write_is_read_from_memory() {
     on_both_drivers(|_: IoDriver| async {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(file_name(0, LOG_EXTENSION));
-        let mut segment = Segment::create(dir.path(), 0, 1 << 20, false, 4 * ALIGN)
-            .await
-            .unwrap();
+        let (_dir, path, mut segment) = small_segment(false).await;
         let bytes: Vec<u8> = (0..20_000).map(byte_at).collect();
         segment.append(&bytes[..9000]).await.unwrap();
         segment.write().await.unwrap();
         // Spoil the file's copy of the written blocks.
         overwrite_file(&path, 0, &[0xee; 8192]);
-        let read = segment
-            .read(0, 9000, AlignedBuf::with_capacity(0).unwrap())
-            .await
-            .unwrap();
+        let read = read_back(&segment, 0, 9000).await;
         assert_eq!(read.as_slice(), &bytes[..9000], "served from memory");
         // Two writes later, the first write's buffer is reused: those bytes
         // come from the file again (spoiled, which proves where they came from).
@@ -234,15 +234,9 @@ fn tail_block_the_last_completed_write_is_read_from_memory() {
         segment.write().await.unwrap();
         segment.append(&bytes[14_000..]).await.unwrap();
         segment.write().await.unwrap();
-        let read = segment
-            .read(0, 100, AlignedBuf::with_capacity(0).unwrap())
-            .await
-            .unwrap();
+        let read = read_back(&segment, 0, 100).await;
         assert_eq!(read.as_slice(), &[0xee; 100][..], "read from the file");
-        let read = segment
-            .read(12_288, 20_000, AlignedBuf::with_capacity(0).unwrap())
-            .await
-            .unwrap();
+        let read = read_back(&segment, 12_288, 20_000).await;
         assert_eq!(read.as_slice(), &bytes[12_288..], "the newest from memory");
     });
 }
@@ -250,25 +244,13 @@ fn tail_block_the_last_completed_write_is_read_from_memory() {
 #[test]
 fn tail_block_reads_in_order_are_served_by_the_read_ahead() {
     on_both_drivers(|_: IoDriver| async {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(file_name(0, LOG_EXTENSION));
-        let mut segment = Segment::create(dir.path(), 0, 1 << 20, false, 4 * ALIGN)
-            .await
-            .unwrap();
+        let (_dir, path, mut segment) = small_segment(false).await;
         let bytes: Vec<u8> = (0..100_000).map(byte_at).collect();
         for chunk in bytes.chunks(10_000) {
             segment.append(chunk).await.unwrap();
             segment.write().await.unwrap();
         }
-        let read = |from: u64, to: u64| {
-            let segment = &segment;
-            async move {
-                segment
-                    .read(from, to, AlignedBuf::with_capacity(0).unwrap())
-                    .await
-                    .unwrap()
-            }
-        };
+        let read = |from, to| read_back(&segment, from, to);
         // Two reads in order: the second starts the read ahead of the third's
         // blocks (12288..24576, and a block more).
         assert_eq!(read(0, 8000).await.as_slice(), &bytes[..8000]);
