@@ -76,13 +76,10 @@ impl IoDriver {
     /// through the kernel in the middle of whatever the shard was doing.
     /// `COOP_TASKRUN` lets that work wait for the shard's next system call,
     /// which a single-threaded runtime makes soon anyway, and `TASKRUN_FLAG`
-    /// tells the shard when some is waiting. (Tried on the development
-    /// machine, a shard on one core and the load generator on the other: it
-    /// carried more messages per second than without in most of our runs.)
-    /// Rejected: `DEFER_TASKRUN`
-    /// (needs `SINGLE_ISSUER`; no better in the same runs) and `SQPOLL` (a
-    /// kernel thread polling the queue keeps a core busy, a core a
-    /// thread-per-core broker gives to a shard).
+    /// tells the shard when some is waiting. Rejected: `DEFER_TASKRUN`,
+    /// which needs `SINGLE_ISSUER` and holds completions until the thread
+    /// waits, and `SQPOLL`, whose kernel thread polling the queue keeps a
+    /// core busy, a core a thread-per-core broker gives to a shard.
     fn build(self, cpus: HashSet<usize>, cooperative: bool) -> io::Result<Runtime> {
         let mut proactor = ProactorBuilder::new();
         if cooperative {
