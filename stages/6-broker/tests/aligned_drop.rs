@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use compio::buf::IoBuf;
-use stage6_broker::aligned::ALIGN;
+use stage6_broker::storage::aligned::ALIGN;
 use stage6_broker::{AlignedBuf, StoredBytes};
 
 struct Counting;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{batch, config, on_both_drivers};
-use stage6_broker::consumer_offsets::{CONSUMER_OFFSETS_FILE, MAX_CONSUMER_NAME_LEN};
+use stage6_broker::storage::consumer_offsets::{CONSUMER_OFFSETS_FILE, MAX_CONSUMER_NAME_LEN};
 use stage6_broker::{Config, Error, FsyncPolicy, IoDriver, Partition};
 
 fn offsets_config(fsync: FsyncPolicy) -> Config {

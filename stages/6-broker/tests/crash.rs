@@ -13,8 +13,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::read_all;
-use rivulet_datasets::{PayloadKind, Payloads};
+use common::{payload, read_all};
 use stage6_broker::{Config, FsyncPolicy, IoDriver, Partition};
 
 const PAYLOAD_LEN: usize = 300;
@@ -80,11 +79,10 @@ fn survivors(dir: &Path, direct_io: bool) -> u64 {
         // `poll` verifies each record's checksum before it serves it.
         let (records, _) = read_all(&partition, 0, 333).await;
         assert_eq!(records.len() as u64, count);
-        let payloads = Payloads::new(PayloadKind::Random, SEED);
         for (record, n) in records.iter().zip(0..) {
             assert_eq!((record.offset, record.id), (n, n), "dense offsets");
             assert!(
-                record.payload == payloads.payload(n, PAYLOAD_LEN),
+                record.payload == payload(n.wrapping_add(SEED), PAYLOAD_LEN),
                 "payload {n}"
             );
         }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Stored, assert_dense, batch, config, log_files, on_both_drivers, read_all};
-use stage6_broker::record::{RECORD_HEADER_LEN, header_at, walk};
+use stage6_broker::storage::record::{RECORD_HEADER_LEN, header_at, walk};
 use stage6_broker::{BatchError, Error, FsyncPolicy, Partition};
 
 /// Payload sizes that move record ends across block boundaries at odd places.
@@ -55,7 +55,7 @@ fn append_stamps_offsets_timestamps_and_checksums_in_place() {
         assert_eq!(polled.bytes.as_slice(), records.as_slice());
         let first = header_at(&records).unwrap();
         assert_eq!((first.offset, first.timestamp, first.id), (0, 42, 7));
-        assert!(stage6_broker::record::checksum_matches(
+        assert!(stage6_broker::storage::record::checksum_matches(
             &records[..RECORD_HEADER_LEN + 3]
         ));
     });

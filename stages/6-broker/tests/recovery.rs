@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{assert_dense, batch, config, copy_dir, on_both_drivers, read_all};
-use stage6_broker::segment::file_name;
+use stage6_broker::storage::segment::file_name;
 use stage6_broker::{Config, Error, FsyncPolicy, Partition};
 
 /// Payload sizes of the test partition: records 0..3 (one batch, at time 10)

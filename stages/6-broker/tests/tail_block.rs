@@ -8,8 +8,8 @@
 mod common;
 
 use common::on_both_drivers;
-use stage6_broker::aligned::ALIGN;
-use stage6_broker::segment::{LOG_EXTENSION, Segment, StoredBytes, file_name};
+use stage6_broker::storage::aligned::ALIGN;
+use stage6_broker::storage::segment::{LOG_EXTENSION, Segment, StoredBytes, file_name};
 use stage6_broker::{AlignedBuf, IoDriver};
 
 /// Room for 4097 steps, half of which cross into a new block.

@@ -4,8 +4,9 @@
 //! Usage: `stage6-storage-writer DIR POLICY COUNT BATCH PAYLOAD_LEN SEED DIRECT DRIVER`
 //! (`DIRECT`: `on` or `off`; `DRIVER`: `auto`, `io-uring` or `polling`).
 //!
-//! Record `n` has id `n` and the seeded payload `n`, so a checker can tell
-//! every byte that should be there. Prints `driver NAME` first, then
+//! Record `n` has id `n` and the payload `payload(n + SEED, PAYLOAD_LEN)`
+//! (the tests' own `payload`, included below), so a checker can tell every
+//! byte that should be there. Prints `driver NAME` first, then
 //! `acked END DURABLE` after each append (END: one past its last offset,
 //! DURABLE: 1 if the answer said it was synced). After an error it prints
 //! `error TEXT`, tries one more append, prints `error TEXT` again for that, and
@@ -15,9 +16,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use rivulet_datasets::{PayloadKind, Payloads};
-use stage4_partitions::protocol::record::encode_record;
-use stage6_broker::driver::driver_name;
+use stage6_broker::shards::driver::driver_name;
+use stage6_broker::storage::record::encode as encode_record;
 use stage6_broker::{Config, FsyncPolicy, IoDriver, Partition};
 
 /// Small segments, so that a run of a second crosses several rollovers.
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         count: count.parse().context("COUNT")?,
         batch: batch.parse().context("BATCH")?,
         payload_len: payload_len.parse().context("PAYLOAD_LEN")?,
-        payloads: Payloads::new(PayloadKind::Random, seed.parse().context("SEED")?),
+        seed: seed.parse().context("SEED")?,
     };
     let runtime = driver.runtime()?;
     println!("driver {}", driver_name(&runtime));
@@ -55,8 +55,11 @@ struct Job {
     count: u64,
     batch: u64,
     payload_len: usize,
-    payloads: Payloads,
+    seed: u64,
 }
+
+#[path = "../../tests/common/payload.rs"]
+mod payload;
 
 impl Job {
     async fn run(&self, config: Config) -> anyhow::Result<()> {
@@ -72,7 +75,7 @@ impl Job {
                     0,
                     0,
                     n,
-                    &self.payloads.payload(n, self.payload_len),
+                    &payload::payload(n.wrapping_add(self.seed), self.payload_len),
                 );
             }
             match partition.append(&mut records).await {

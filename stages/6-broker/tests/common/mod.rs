@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::path::Path;
 
-use stage4_partitions::protocol::record::encode_record;
-use stage6_broker::driver::driver_name;
-use stage6_broker::record::{header_at, walk};
+pub use payload::payload;
+use stage6_broker::shards::driver::driver_name;
+use stage6_broker::storage::record::{encode as encode_record, header_at, walk};
 use stage6_broker::{Config, FsyncPolicy, IoDriver, Partition};
 
 /// A record as read back.
@@ -64,12 +64,10 @@ pub fn batch(first_id: u64, sizes: &[usize]) -> Vec<u8> {
     records
 }
 
-/// The payload of record `id`: recognisable bytes, no two records alike.
-pub fn payload(id: u64, size: usize) -> Vec<u8> {
-    (0..size)
-        .map(|n| (id.wrapping_mul(31).wrapping_add(n as u64 * 7) % 251) as u8 + 1)
-        .collect()
-}
+// The crash tests' writer binary includes the same file, so the test can
+// tell what every record's payload should be.
+#[path = "payload.rs"]
+mod payload;
 
 /// Splits stored bytes into records.
 pub fn parse(bytes: &[u8]) -> Vec<Stored> {
@@ -137,26 +135,4 @@ pub fn copy_dir(from: &Path, to: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
-}
-
-/// The real `rivulet-server` on a free loopback port, with 2 shards, small
-/// segments, no metrics endpoint, and `extra` flags (Direct I/O is on unless
-/// they say otherwise: the test folders are on ext4).
-pub fn rivulet_server(dir: &Path, extra: &[&str]) -> stage3_tcp_server::process::ServerProcess {
-    use std::ffi::OsStr;
-    let mut args: Vec<&OsStr> = ["--listen", "127.0.0.1:0", "--shards", "2"]
-        .into_iter()
-        .chain(["--segment-size", "262144"])
-        // Tests run at once: no two may want the default metrics port.
-        .chain(["--metrics-listen", "off"])
-        .chain(extra.iter().copied())
-        .map(OsStr::new)
-        .collect();
-    args.push(OsStr::new("--data"));
-    args.push(dir.as_os_str());
-    stage3_tcp_server::process::ServerProcess::spawn(
-        Path::new(env!("CARGO_BIN_EXE_rivulet-server")),
-        &args,
-    )
-    .unwrap()
 }

@@ -1,0 +1,200 @@
+//! The broker: the engine's shards with the broker's part plugged in
+//! (`stage6_broker::shards::extension`).
+//!
+//! What the broker adds, through the seam only:
+//! - at start, the topics to open come from `metadata.json`
+//!   ([`crate::metadata`]: interrupted deletes finished, topic folders it
+//!   does not know adopted), each with its own settings;
+//! - on shard 0, the metadata writer ([`crate::admin`]), the one task that
+//!   creates and deletes streams and topics; every shard's sessions send it
+//!   their commands on one channel, made before any shard starts;
+//! - a session per connection ([`crate::session`]): the broker's commands,
+//!   and access control ([`crate::auth`]) in front of the engine's;
+//! - counters ([`crate::metrics`]) of what the engine reports, each shard
+//!   writing only its own.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stage6_broker::shards::extension::{Extension, Session};
+use stage6_broker::shards::shard::ShardState;
+use stage6_broker::shards::topics::{TopicSpec, topics_on_disk};
+use stage6_broker::{Config, QueueDepths, ServerConfig, ServerError};
+
+use crate::admin::{AdminRequest, metadata_writer};
+use crate::auth::AuthConfig;
+use crate::metadata::{Metadata, resolve};
+use crate::metrics::Metrics;
+use crate::session::BrokerSession;
+
+/// What every shard's sessions share: read-only, or atomic, or a channel.
+#[derive(Debug)]
+pub struct Shared {
+    /// Every shard's counters (each shard writes only its own).
+    pub metrics: Arc<Metrics>,
+    /// Who may do what, when access control is on.
+    pub auth: Option<AuthConfig>,
+    /// The metadata writer's queue, on shard 0.
+    pub admin: flume::Sender<AdminRequest>,
+}
+
+/// The broker's part, given to the engine at start.
+struct Broker {
+    shared: Arc<Shared>,
+    /// Loaded by [`Extension::topics`], taken by shard 0's writer.
+    metadata: Mutex<Option<Metadata>>,
+    /// The writer's end of [`Shared::admin`], taken by shard 0.
+    admin_queue: Mutex<Option<flume::Receiver<AdminRequest>>>,
+}
+
+impl Extension for Broker {
+    /// Reads `metadata.json`, adopts the topic folders it does not mention,
+    /// finishes interrupted deletes, saves it if any of that changed it, and
+    /// resolves every topic's settings.
+    fn topics(&self, data: &Path, defaults: &Config) -> Result<Vec<TopicSpec>, String> {
+        let on_disk =
+            topics_on_disk(data).map_err(|error| format!("reading {}: {error}", data.display()))?;
+        let (metadata, changed) = Metadata::load(data, &on_disk).map_err(|e| e.to_string())?;
+        if changed {
+            metadata.save(data).map_err(|e| e.to_string())?;
+        }
+        let mut topics = Vec::with_capacity(metadata.topics.len());
+        for record in metadata.topics.values() {
+            let config = resolve(defaults, &record.settings)
+                .map_err(|error| format!("topic {:?}: {error}", record.name))?;
+            self.shared.metrics.name_topic(record.id, &record.name);
+            topics.push(TopicSpec {
+                id: record.id,
+                name: record.name.clone(),
+                partitions: record.partitions,
+                config,
+            });
+        }
+        *lock(&self.metadata) = Some(metadata);
+        Ok(topics)
+    }
+
+    fn start_shard(&self, shard: &Rc<ShardState>) {
+        if shard.id() != 0 {
+            return;
+        }
+        let metadata = lock(&self.metadata).take().unwrap_or_default();
+        if let Some(queue) = lock(&self.admin_queue).take() {
+            let metrics = Arc::clone(&self.shared.metrics);
+            compio::runtime::spawn(metadata_writer(Rc::clone(shard), metadata, metrics, queue))
+                .detach();
+        }
+    }
+
+    fn session(&self, shard: &Rc<ShardState>) -> Box<dyn Session> {
+        Box::new(BrokerSession::new(shard, Arc::clone(&self.shared)))
+    }
+
+    fn connection_opened(&self, shard: usize) {
+        self.shared.metrics.shard(shard).connection_opened();
+    }
+
+    fn connection_closed(&self, shard: usize) {
+        self.shared.metrics.shard(shard).connection_closed();
+    }
+
+    fn connection_refused(&self, shard: usize) {
+        self.shared.metrics.shard(shard).connection_refused();
+    }
+
+    fn synced(&self, shard: usize, took: Duration) {
+        self.shared.metrics.shard(shard).fsync(took);
+    }
+
+    fn produced(&self, shard: usize, topic: u32, records: u64, bytes: u64) {
+        self.shared
+            .metrics
+            .shard(shard)
+            .produced(topic, records, bytes);
+    }
+
+    fn polled(&self, shard: usize, topic: u32, records: u64, bytes: u64) {
+        self.shared
+            .metrics
+            .shard(shard)
+            .polled(topic, records, bytes);
+    }
+}
+
+/// A mutex's value, even if a thread panicked holding it (the values here
+/// are taken once and never left half-changed).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Server {
+    engine: stage6_broker::Server,
+    metrics: Arc<Metrics>,
+}
+
+/// Starts the broker, access control off (see [`start_with_auth`]).
+pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with_auth(config, None)
+}
+
+// ANCHOR: start
+/// Starts the broker with access control as `auth` says (`None`: off, every
+/// connection may do everything; see [`crate::auth`]); returns once every
+/// shard listens and has recovered its partitions.
+pub fn start_with_auth(
+    config: ServerConfig,
+    auth: Option<AuthConfig>,
+) -> Result<Server, ServerError> {
+    if let Some(auth) = &auth {
+        auth.validate()?;
+    }
+    let metrics = Metrics::new(config.shards.max(1));
+    let (admin, admin_queue) = flume::unbounded();
+    let broker = Broker {
+        shared: Arc::new(Shared {
+            metrics: Arc::clone(&metrics),
+            auth,
+            admin,
+        }),
+        metadata: Mutex::new(None),
+        admin_queue: Mutex::new(Some(admin_queue)),
+    };
+    let engine = stage6_broker::start_with(config, Arc::new(broker))?;
+    Ok(Server { engine, metrics })
+}
+// ANCHOR_END: start
+
+impl Server {
+    /// The address every shard listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.engine.addr()
+    }
+
+    /// The io driver the shards run on (`io-uring` or `polling`).
+    pub fn driver(&self) -> &'static str {
+        self.engine.driver()
+    }
+
+    /// The counters every shard writes (one [`crate::metrics::ShardMetrics`] each).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Each shard's inbox length, readable from any thread.
+    pub fn queue_depths(&self) -> QueueDepths {
+        self.engine.queue_depths()
+    }
+
+    /// Stops accepting, lets in-flight requests be answered, then writes and
+    /// syncs every partition and stops every shard.
+    pub fn shutdown(self) -> Result<(), ServerError> {
+        self.engine.shutdown()
+    }
+}

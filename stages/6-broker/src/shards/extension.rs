@@ -1,0 +1,149 @@
+//! The seam: what a product built on the engine plugs into it.
+//!
+//! The engine serves stage 4's three requests (create topic, produce, poll)
+//! thread-per-core, and nothing more. The broker (`broker/`, package
+//! `rivulet-broker`) adds streams, named topics, consumer offsets, access
+//! control and metrics without reaching into the engine's state, through
+//! three things named here:
+//!
+//! - an [`Extension`], given to [`crate::shards::server::start_with`]: it says
+//!   which topics to open at start, starts its own tasks on each shard, opens
+//!   a [`Session`] per connection, and is told of what the engine counts
+//!   (connections, syncs, records in and out);
+//! - a [`Session`], which sees every frame of its connection first: it
+//!   answers the commands it owns, checks access before handing one of the
+//!   engine's requests to [`Connection::serve`], or passes the frame on;
+//! - a [`PartitionJob`], which the broker sends to a partition's owner
+//!   ([`crate::shards::shard::ShardState::run_on`]) to read or write what
+//!   only the owner may touch, such as a consumer's stored offset.
+//!
+//! Rejected: a broker that calls into the engine's modules directly (its
+//! shard state, its router's messages). Every engine change would then be a
+//! broker change, and a reader of the engine could not tell the lesson from
+//! the product. Also rejected: generics (`Server<E: Extension>`), which
+//! would put a type parameter on every engine type the book shows, for a
+//! call per request that a virtual call serves as well.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::LocalBoxFuture;
+
+use crate::shards::connection::Connection;
+use crate::shards::frame::Frame;
+use crate::shards::shard::ShardState;
+use crate::shards::topics::{self, TopicSpec};
+use crate::shards::wire::WireError;
+use crate::storage::config::Config;
+use crate::storage::partition::{Partition, Polled};
+
+// ANCHOR: extension
+/// What a product adds to the engine. Called from every shard's thread, so
+/// it is `Send + Sync`; anything per shard it keeps on the shard's own
+/// thread, started by [`Extension::start_shard`].
+pub trait Extension: Send + Sync + 'static {
+    /// The topics to open at start, with their storage settings. Called once,
+    /// after the data folder is locked and before any shard starts. The
+    /// engine's own answer: the topic folders with a `partitions` file.
+    fn topics(&self, data: &Path, defaults: &Config) -> Result<Vec<TopicSpec>, String> {
+        topics::on_disk(data, defaults)
+    }
+
+    /// On each shard's thread, once its topics are open and before it
+    /// accepts connections: start what the product runs there.
+    fn start_shard(&self, _shard: &Rc<ShardState>) {}
+
+    /// A new connection on `shard`: the session that sees its frames first.
+    fn session(&self, shard: &Rc<ShardState>) -> Box<dyn Session>;
+
+    /// A connection was accepted on `shard`.
+    fn connection_opened(&self, _shard: usize) {}
+    /// A connection on `shard` ended.
+    fn connection_closed(&self, _shard: usize) {}
+    /// A connection was refused at the connection limit.
+    fn connection_refused(&self, _shard: usize) {}
+    /// A partition on `shard` synced, taking `took`.
+    fn synced(&self, _shard: usize, _took: Duration) {}
+    /// A connection on `shard` produced to `topic`.
+    fn produced(&self, _shard: usize, _topic: u32, _records: u64, _bytes: u64) {}
+    /// A connection on `shard` polled from `topic`.
+    fn polled(&self, _shard: usize, _topic: u32, _records: u64, _bytes: u64) {}
+}
+// ANCHOR_END: extension
+
+/// How a request is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// A body built in one buffer.
+    Whole(Vec<u8>),
+    /// A poll's records, as stored: written to the socket without a copy.
+    Polled(Polled),
+}
+
+/// What a [`Session`] did with a frame.
+#[derive(Debug)]
+pub enum Served {
+    /// Not the session's: the engine decodes and serves it (or refuses its
+    /// code as unknown).
+    Pass(Frame),
+    /// Answered, with a body or an error; the connection stays open.
+    Answer(Result<Answer, WireError>),
+    /// The frame cannot be trusted: this error is sent, then the connection
+    /// is closed (after a bad frame nobody knows where the next one starts).
+    Close(WireError),
+}
+
+// ANCHOR: session
+/// One connection's view of the product: it sees every frame first.
+pub trait Session {
+    /// Serves `frame`, or passes it to the engine.
+    fn serve<'a>(
+        &'a mut self,
+        connection: &'a mut Connection,
+        frame: Frame,
+    ) -> LocalBoxFuture<'a, Served>;
+}
+// ANCHOR_END: session
+
+/// Where a job runs: the partition's number and its owner shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionAt {
+    /// The shard that owns the partition.
+    pub shard: u32,
+    /// The partition's number in its topic.
+    pub partition: u32,
+}
+
+// ANCHOR: partition_job
+/// Work the product needs done by a partition's owner, on its thread, in
+/// order with the partition's other requests. The job answers whoever asked
+/// for it itself (it carries its own reply channel).
+pub trait PartitionJob: Send {
+    /// Runs on the owner with the partition.
+    fn run<'a>(
+        self: Box<Self>,
+        partition: &'a mut Partition,
+        at: PartitionAt,
+    ) -> LocalBoxFuture<'a, ()>;
+
+    /// The partition does not exist, or its shard is stopping: tell the asker.
+    fn fail(self: Box<Self>, error: WireError);
+}
+// ANCHOR_END: partition_job
+
+/// The engine alone: no commands beyond stage 4's, nothing counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl Extension for Plain {
+    fn session(&self, _shard: &Rc<ShardState>) -> Box<dyn Session> {
+        Box::new(Plain)
+    }
+}
+
+impl Session for Plain {
+    fn serve<'a>(&'a mut self, _: &'a mut Connection, frame: Frame) -> LocalBoxFuture<'a, Served> {
+        Box::pin(std::future::ready(Served::Pass(frame)))
+    }
+}

@@ -1,0 +1,692 @@
+//! The broker: one thread per shard, each with its own compio runtime, its
+//! own listener on the shared port, its own partitions.
+//!
+//! How connections reach shards: **every shard accepts**, on its own listening
+//! socket bound to the same address with `SO_REUSEPORT`; the kernel spreads
+//! incoming connections over the sockets by a hash of the connection's
+//! addresses, and a connection lives and dies on the shard that accepted it.
+//! Rejected: one acceptor handing sockets round robin to the shards. That is
+//! exact round robin, but one thread does every `accept`, each new connection
+//! costs a hop between threads before its first byte is read, and an io_uring
+//! socket has to be handed from one ring to another. With `SO_REUSEPORT`
+//! there is no hop and no thread that every connection waits on.
+//!
+//! Start-up ([`start`]): the data folder is locked, the topics to open are
+//! found (the engine's own catalog of `partitions` files, or the broker's
+//! metadata, through [`Extension::topics`]), the listeners are bound (so a
+//! port in use is an error before any thread starts), each topic is opened
+//! by the shards that own its partitions, with its own settings, and only
+//! when every shard has recovered its partitions does `start` return.
+//!
+//! Connections: at most [`ServerConfig::max_connections`] open at once over
+//! every shard (one more is told so and closed), and one that sends no
+//! complete frame for [`ServerConfig::idle_timeout`] is closed.
+//!
+//! Shutdown ([`Server::shutdown`]), in two steps so that no request is lost
+//! between shards: first every shard stops accepting and closes its
+//! connections between requests (a request being served is answered
+//! first), and waits for them to end; only when every shard has no
+//! connection left (so no request can still cross to another shard) does
+//! every shard write and sync each of its partitions and stop.
+//!
+//! Two servers must never share a data folder: both would append to the
+//! same segments. So start-up takes an exclusive lock on `data/.lock`
+//! (`lock_data`), held until the process ends (the kernel drops it even on
+//! SIGKILL, so a crash never leaves a stale lock to clean by hand). And
+//! because `SO_REUSEPORT` would let a second server share a fixed port
+//! silently, the port is first probed with a plain bind (`check_port_free`).
+//!
+//! Deliberate simplification: the kernel's hash does not rebalance
+//! long-lived connections, so a few connections may all land on one shard.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use compio::io::AsyncWrite;
+use compio::net::TcpListener;
+use futures_util::future::{Either, select};
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+use tracing::{error, warn};
+
+use crate::shards::connection::serve_connection;
+use crate::shards::driver::{IoDriver, driver_name};
+use crate::shards::extension::{Extension, Plain};
+use crate::shards::frame::write_frame;
+use crate::shards::router::ShardMessage;
+use crate::shards::shard::{ShardState, saver};
+use crate::shards::topics::{TopicSpec, catalog_writer};
+use crate::shards::wire::status;
+use crate::storage::config::{Config, ConfigError};
+
+/// The address a server listens on when told nothing else: loopback only
+/// (an operator opens it to the network on purpose), port 7406.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7406);
+
+// ANCHOR: server_config
+/// How the broker runs. Every optimization is a switch, so each one's gain
+/// is measured in one binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address every shard listens on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Folder of the topics: `data/<topic>/<partition>/`.
+    pub data: PathBuf,
+    /// Number of shards (threads); one per core by default.
+    pub shards: usize,
+    /// Pin shard `n`'s thread to core `n` (modulo the cores).
+    pub pin: bool,
+    /// io_uring, polling, or compio's choice.
+    pub driver: IoDriver,
+    /// The partitions' storage settings (Direct I/O, fsync, segment size).
+    pub storage: Config,
+    /// The most bytes a frame may claim, checked before allocating.
+    pub max_frame_len: u32,
+    /// The most connections open at once, over every shard; one more gets a
+    /// `TOO_MANY_CONNECTIONS` reply and is closed.
+    pub max_connections: usize,
+    /// A connection that sends no complete frame for this long is closed
+    /// (between requests only); `None` never closes one.
+    pub idle_timeout: Option<Duration>,
+}
+// ANCHOR_END: server_config
+
+impl ServerConfig {
+    /// Defaults: loopback port 7406, `rivulet-data`, a shard per core, pinned,
+    /// compio's driver choice, [`Config::default`] storage.
+    pub fn new() -> ServerConfig {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            data: PathBuf::from("rivulet-data"),
+            shards: cores(),
+            pin: true,
+            driver: IoDriver::Auto,
+            storage: Config::default(),
+            max_frame_len: crate::shards::frame::DEFAULT_MAX_FRAME_LEN,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig::new()
+    }
+}
+
+/// The cores this process may use (1 if the system will not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Why the server did not start or stop cleanly.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// A setting cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Listening, reading the data folder or starting a thread failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A shard could not start (its runtime, or recovering a partition).
+    #[error("shard {shard}: {reason}")]
+    Shard {
+        /// Which one.
+        shard: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A partition could not be written or synced at shutdown.
+    #[error("flushing at shutdown: {0}")]
+    Flush(String),
+    /// The topics to open could not be found: the broker's metadata file
+    /// could not be read or written, or names a topic whose settings no
+    /// longer hold, or the data folder could not be read.
+    #[error("metadata: {0}")]
+    Metadata(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    driver: &'static str,
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+    threads: Vec<JoinHandle<()>>,
+    /// The data folder's lock, released when the server is dropped.
+    _lock: std::fs::File,
+}
+
+/// Each shard's inbox length, for the metrics endpoint: a clone of the
+/// senders, so the reader needs nothing of the shards but their channels.
+#[derive(Debug, Clone)]
+pub struct QueueDepths {
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+}
+
+impl QueueDepths {
+    /// Messages waiting in each shard's inbox now, by shard number.
+    pub fn now(&self) -> Vec<usize> {
+        self.inboxes.iter().map(flume::Sender::len).collect()
+    }
+}
+
+/// Starts the engine alone: stage 4's requests, its own catalog of topics;
+/// returns once every shard listens and has recovered its partitions.
+pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with(config, Arc::new(Plain))
+}
+
+// ANCHOR: start
+/// Starts the shards with `extension` plugged in (the broker's part, see
+/// [`crate::shards::extension`]); returns once every shard listens and has
+/// recovered its partitions.
+pub fn start_with(
+    config: ServerConfig,
+    extension: Arc<dyn Extension>,
+) -> Result<Server, ServerError> {
+    config.storage.validate()?;
+    let shards = config.shards.max(1);
+    let lock = lock_data(&config.data)?;
+    if config.storage.direct_io {
+        check_direct_io(&config.data)?;
+    }
+    let topics = extension
+        .topics(&config.data, &config.storage)
+        .map_err(ServerError::Metadata)?;
+    let connections = Arc::new(AtomicUsize::new(0));
+    check_port_free(config.listen)?;
+    let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
+    let addr = first
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(listener(addr).map_err(io(format!("listening on {addr}")))?);
+    }
+    // Every shard's inbox is made before any shard starts: each one gets the
+    // senders to all of them.
+    let (inboxes, receivers): (Vec<_>, Vec<_>) = (0..shards).map(|_| flume::unbounded()).unzip();
+    let (ready, started) = flume::unbounded();
+    let mut server = Server {
+        addr,
+        driver: "",
+        inboxes: inboxes.clone(),
+        threads: Vec::with_capacity(shards),
+        _lock: lock,
+    };
+    for (id, (inbox, listener)) in receivers.into_iter().zip(listeners).enumerate() {
+        let shard = Shard {
+            id,
+            inbox,
+            inboxes: inboxes.clone(),
+            listener,
+            config: config.clone(),
+            topics: topics.clone(),
+            connections: Arc::clone(&connections),
+            extension: Arc::clone(&extension),
+            ready: ready.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("rivulet-shard-{id}"))
+            .spawn(move || shard.run())
+            .map_err(io(format!("starting shard {id}")))?;
+        server.threads.push(thread);
+    }
+    drop(ready);
+    for _ in 0..shards {
+        match started.recv() {
+            Ok(Ok((0, driver))) => server.driver = driver,
+            Ok(Ok(_)) => {}
+            Ok(Err((shard, reason))) => return Err(ServerError::Shard { shard, reason }),
+            Err(_) => {
+                let reason = "stopped before it was ready".to_string();
+                return Err(ServerError::Shard { shard: 0, reason });
+            }
+        }
+    }
+    Ok(server)
+}
+// ANCHOR_END: start
+
+/// A listening socket that other sockets may share the port of.
+fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+// ANCHOR: lock_data
+/// Takes the data folder for this process: an exclusive `flock` on
+/// `data/.lock`, which holds our process id for whoever finds it taken.
+/// Rejected: a lock file that exists-or-not (`O_EXCL`), which a SIGKILL
+/// leaves behind, so the next start would refuse until someone deleted it.
+fn lock_data(data: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    use std::io::{Read, Seek, Write};
+    let path = data.join(".lock");
+    std::fs::create_dir_all(data).map_err(io(format!("creating {}", data.display())))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    if let Err(error) =
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(ServerError::Io {
+            what: format!(
+                "the data folder {} is in use by another rivulet-server (process {}); \
+                 stop it, or give this one another --data folder",
+                data.display(),
+                holder.trim()
+            ),
+            source: error.into(),
+        });
+    }
+    let pid = std::process::id().to_string();
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(pid.as_bytes()));
+    written.map_err(io(format!("writing {}", path.display())))?;
+    Ok(file)
+}
+// ANCHOR_END: lock_data
+
+/// Fails if another process listens on `addr`'s fixed port. Every shard's
+/// socket sets `SO_REUSEPORT`, and so would another server's: their binds
+/// would both succeed and the kernel would split connections between them.
+/// A plain bind (no `SO_REUSEPORT`) is refused while anyone listens there.
+/// Port 0 asks for a fresh port, which nobody holds.
+fn check_port_free(addr: SocketAddr) -> Result<(), ServerError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(io(format!(
+            "listening on {addr} (is another server running?)"
+        )))
+}
+
+/// Fails at start, with a message an operator can act on, when the data
+/// folder cannot do Direct I/O (tmpfs before Linux 6.6, some network file
+/// systems), rather than at the first create-topic with a storage error.
+/// (Not covered by a test: the development kernel's tmpfs accepts O_DIRECT,
+/// and no file system without it can be mounted in the test environment.)
+fn check_direct_io(data: &std::path::Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let probe = data.join(".direct-io-probe");
+    let opened = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+        .open(&probe);
+    let _ = std::fs::remove_file(&probe);
+    opened.map(drop).map_err(|source| ServerError::Io {
+        what: format!(
+            "Direct I/O (O_DIRECT) is not supported in {}: use --direct-io off, or a data \
+             folder on ext4 or xfs",
+            data.display()
+        ),
+        source,
+    })
+}
+
+type Ready = Result<(usize, &'static str), (usize, String)>;
+
+/// What a shard thread starts with.
+struct Shard {
+    id: usize,
+    inbox: flume::Receiver<ShardMessage>,
+    inboxes: Vec<flume::Sender<ShardMessage>>,
+    listener: std::net::TcpListener,
+    config: ServerConfig,
+    topics: Vec<TopicSpec>,
+    connections: Arc<AtomicUsize>,
+    extension: Arc<dyn Extension>,
+    ready: flume::Sender<Ready>,
+}
+
+impl Shard {
+    // ANCHOR: shard_run
+    /// The shard's thread: its runtime (pinned to its core if asked), then
+    /// its recovery, then its inbox until told to finish.
+    fn run(self) {
+        let id = self.id;
+        let mut cpus = HashSet::new();
+        if self.config.pin {
+            // compio's own affinity support: the runtime builder pins the
+            // thread that builds it (CPUs the process may not use are dropped).
+            cpus.insert(id % cores());
+        }
+        let runtime = match self.config.driver.runtime_on(cpus) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = self.ready.send(Err((id, format!("io driver: {error}"))));
+                return;
+            }
+        };
+        let driver = driver_name(&runtime);
+        runtime.block_on(self.serve(driver));
+    }
+    // ANCHOR_END: shard_run
+
+    async fn serve(self, driver: &'static str) {
+        let Shard {
+            id,
+            inbox,
+            inboxes,
+            listener,
+            config,
+            topics,
+            connections,
+            extension,
+            ready,
+        } = self;
+        let fail = |reason: String| {
+            let _ = ready.send(Err((id, reason)));
+        };
+        let listener = match TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => return fail(format!("listener: {error}")),
+        };
+        let (stop, stopped) = flume::bounded(1);
+        let state = Rc::new(ShardState {
+            id,
+            inboxes,
+            config: config.storage.clone(),
+            data: config.data.clone(),
+            max_frame_len: config.max_frame_len,
+            partitions: Default::default(),
+            topics: Default::default(),
+            stop: std::cell::RefCell::new(Some(stop)),
+            stopped,
+            catalog: Default::default(),
+            driver,
+            connections,
+            max_connections: config.max_connections,
+            idle_timeout: config.idle_timeout,
+            extension: Arc::clone(&extension),
+        });
+        for topic in &topics {
+            if let Err(error) = state
+                .open_topic(topic.id, topic.partitions, &topic.config)
+                .await
+            {
+                return fail(format!("topic {}: {}", topic.id, error.message));
+            }
+            state.publish(topic);
+        }
+        if id == 0 {
+            let (catalog, queue) = flume::unbounded();
+            *state.catalog.borrow_mut() = Some(catalog);
+            compio::runtime::spawn(catalog_writer(Rc::clone(&state), queue)).detach();
+        }
+        extension.start_shard(&state);
+        compio::runtime::spawn(saver(Rc::clone(&state), config.storage.saver_interval)).detach();
+        // Each connection holds a clone of `alive`; when the accept loop and
+        // every connection have dropped theirs, `gone` reports disconnected.
+        let (alive, gone) = flume::bounded::<()>(1);
+        compio::runtime::spawn(accept(Rc::clone(&state), listener, alive)).detach();
+        let _ = ready.send(Ok((id, driver)));
+        drop(ready);
+        inbox_loop(state, inbox, gone).await;
+    }
+}
+
+// ANCHOR: inbox
+/// The shard's inbox: requests from other shards' connections, and the
+/// metadata and shutdown steps. Storage requests are handed straight to the
+/// partition's task, so a slow fsync on one partition never holds the inbox.
+async fn inbox_loop(
+    state: Rc<ShardState>,
+    inbox: flume::Receiver<ShardMessage>,
+    gone: flume::Receiver<()>,
+) {
+    let mut gone = Some(gone);
+    while let Ok(message) = inbox.recv_async().await {
+        match message {
+            ShardMessage::Storage { key, op } => state.to_local(key, op),
+            ShardMessage::CreateTopic {
+                topic,
+                partitions,
+                done,
+            } => {
+                let catalog = state.catalog.borrow().clone();
+                match catalog {
+                    Some(catalog) => {
+                        let _ = catalog.send((topic, partitions, done));
+                    }
+                    None => {
+                        let _ = done.send(Err(crate::shards::shard::storage_stopped()));
+                    }
+                }
+            }
+            ShardMessage::Open {
+                topic,
+                partitions,
+                config,
+                done,
+            } => {
+                let state = Rc::clone(&state);
+                compio::runtime::spawn(async move {
+                    let _ = done.send(state.open_topic(topic, partitions, &config).await);
+                })
+                .detach();
+            }
+            ShardMessage::Publish { topic, done } => {
+                state.publish(&topic);
+                let _ = done.send(());
+            }
+            ShardMessage::Close { topic, done } => {
+                let state = Rc::clone(&state);
+                compio::runtime::spawn(async move {
+                    state.close_topic(topic).await;
+                    let _ = done.send(());
+                })
+                .detach();
+            }
+            ShardMessage::Drain { done } => {
+                // Dropping the sender wakes the accept loop and every idle
+                // connection (their `stopped` receivers see it closed).
+                state.stop.borrow_mut().take();
+                if let Some(gone) = gone.take() {
+                    compio::runtime::spawn(async move {
+                        let _ = gone.recv_async().await; // Err: every connection ended
+                        let _ = done.send(());
+                    })
+                    .detach();
+                } else {
+                    let _ = done.send(());
+                }
+            }
+            ShardMessage::Finish { done } => {
+                let flushed = state.flush_all().await;
+                // Dropping the queues ends the partition tasks.
+                state.partitions.borrow_mut().clear();
+                let _ = done.send(flushed);
+                return;
+            }
+        }
+    }
+}
+// ANCHOR_END: inbox
+
+// ANCHOR: accept
+/// Accepts connections until the shard stops; each one is a task on this
+/// shard. One over the server's limit is told so and closed.
+///
+/// The limit is one `AtomicUsize` shared by every shard: it is written once
+/// per connect and once per disconnect, never per request, so the cache
+/// line it bounces between cores costs nothing measurable. Rejected: a
+/// share of the limit per shard, which refuses connections on one shard
+/// while another has room (the kernel's `SO_REUSEPORT` hash is not even).
+async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Sender<()>) {
+    loop {
+        let accepted = {
+            let next = pin!(listener.accept());
+            let stopped = pin!(state.stopped.recv_async());
+            match select(next, stopped).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => return,
+            }
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let alive = alive.clone();
+                let state = Rc::clone(&state);
+                let open = state.connections.fetch_add(1, Ordering::Relaxed);
+                if open >= state.max_connections {
+                    state.connections.fetch_sub(1, Ordering::Relaxed);
+                    state.extension.connection_refused(state.id);
+                    warn!(%peer, limit = state.max_connections, "connection refused: at the limit");
+                    compio::runtime::spawn(async move {
+                        refuse_over_limit(stream, state.max_connections).await;
+                        drop(alive);
+                    })
+                    .detach();
+                    continue;
+                }
+                state.extension.connection_opened(state.id);
+                let counted = OpenConnection {
+                    state,
+                    _alive: alive,
+                };
+                compio::runtime::spawn(async move {
+                    serve_connection(Rc::clone(&counted.state), stream).await;
+                    drop(counted);
+                })
+                .detach();
+            }
+            Err(failure) => {
+                // Out of file descriptors, most likely: say so, and give
+                // connections a moment to close instead of spinning.
+                error!(shard = state.id, "accept: {failure}");
+                compio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+// ANCHOR_END: accept
+
+/// A connection counted as open: dropping it uncounts it, on every way the
+/// connection's task ends (returned, or dropped with the runtime), so the
+/// limit never fills with connections that are gone.
+struct OpenConnection {
+    state: Rc<ShardState>,
+    /// Held until the connection ends: the drain waits for every clone.
+    _alive: flume::Sender<()>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.state.extension.connection_closed(self.state.id);
+        self.state.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The one frame a connection over the limit gets, before it is closed.
+async fn refuse_over_limit(mut stream: compio::net::TcpStream, limit: usize) {
+    let message = format!("the server is at its limit of {limit} connections; retry later");
+    let _ = write_frame(
+        &mut stream,
+        status::TOO_MANY_CONNECTIONS,
+        0,
+        message.as_bytes(),
+    )
+    .await;
+    let _ = stream.shutdown().await;
+}
+
+impl Server {
+    /// The address every shard listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The io driver the shards run on (`io-uring` or `polling`).
+    pub fn driver(&self) -> &'static str {
+        self.driver
+    }
+
+    /// Each shard's inbox length, readable from any thread.
+    pub fn queue_depths(&self) -> QueueDepths {
+        QueueDepths {
+            inboxes: self.inboxes.clone(),
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests be answered, then writes and
+    /// syncs every partition and stops every shard.
+    pub fn shutdown(mut self) -> Result<(), ServerError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), ServerError> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        let mut waits = Vec::new();
+        for inbox in &self.inboxes {
+            let (done, wait) = flume::bounded(1);
+            if inbox.send(ShardMessage::Drain { done }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
+            let _ = wait.recv();
+        }
+        let mut waits = Vec::new();
+        for inbox in &self.inboxes {
+            let (done, wait) = flume::bounded(1);
+            if inbox.send(ShardMessage::Finish { done }).is_ok() {
+                waits.push(wait);
+            }
+        }
+        let mut result = Ok(());
+        for wait in waits {
+            if let Ok(Err(error)) = wait.recv() {
+                result = result.and(Err(ServerError::Flush(error)));
+            }
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        result
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped without [`Server::shutdown`] still flushes and stops.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

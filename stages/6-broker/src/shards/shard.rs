@@ -1,0 +1,479 @@
+//! A shard: one thread, one compio runtime, the partitions it owns, and its
+//! own copy of the topic metadata.
+//!
+//! ```text
+//!   shard 0 (thread, runtime, core 0)        shard 1 (thread, runtime, core 1)
+//!   listener ─► connection ─┬─ local ─► partition task (0, 0)
+//!                           └─ inbox of shard 1 ──────────► partition task (0, 1)
+//!                ◄─────────── reply channel of the connection ───────┘
+//!   metadata copy + the one writer             metadata copy
+//! ```
+//!
+//! Invariants:
+//! - a `Partition` is a local variable of one task on its owner's thread
+//!   ([`partition_task`]): nothing else can reach it, so it needs no lock. Its
+//!   requests queue on a channel and are served one at a time, in order;
+//!   different partitions of one shard interleave at every `.await`;
+//! - [`ShardState`] is `Rc`, not `Arc`: it cannot leave its thread, and the
+//!   compiler says so. Its `RefCell`s are borrowed for a lookup and released
+//!   before any `.await`;
+//! - the topic metadata (which topics exist, with how many partitions) is the
+//!   only thing every shard knows, and each shard keeps its *own copy*. Shard 0
+//!   is its one writer (the engine's catalog writer, or the broker's metadata
+//!   writer): every create or delete is forwarded to it, and it tells every
+//!   shard by message ([`ShardMessage::Open`],
+//!   [`ShardMessage::Publish`], [`ShardMessage::Close`]). Rejected: one `Arc<HashMap>` swapped under a
+//!   lock, which every produce on every core would read, bouncing the lock's
+//!   cache line between cores; a create is rare, a produce is not, so the
+//!   create pays a message per shard instead;
+//! - whatever only the owner may read or change (a consumer's stored offset,
+//!   the partition's first and next offsets between resolving and reading)
+//!   is done by the partition's task, as a job the broker sends
+//!   ([`Op::Run`], [`crate::shards::extension::PartitionJob`]), never by the
+//!   connection;
+//! - a deleted topic's partition tasks end on [`PartitionOp::Close`], queued
+//!   behind the requests already sent to them, so each of those is answered
+//!   before the partition's files are closed.
+//!
+//! Deliberate simplifications: a shard's partitions are not moved to another
+//! shard when load is uneven (that is what work stealing would do, and the
+//! price of not sharing); a failed partition stays failed until restart.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::time::{Duration, Instant};
+
+use tracing::{error, warn};
+
+use crate::shards::extension::{Extension, PartitionAt, PartitionJob};
+use crate::shards::router::{Key, Op, Reply, ShardMessage, owner, partition_dir};
+use crate::shards::topics::{CatalogRequest, TopicSpec};
+use crate::shards::wire::{WireError, status};
+use crate::storage::config::Config;
+use crate::storage::error::Error;
+use crate::storage::partition::Partition;
+
+/// What a shard's connections see of a topic.
+#[derive(Debug)]
+pub struct TopicMeta {
+    /// Its name.
+    pub name: String,
+    /// Its partition count.
+    pub partitions: u32,
+    /// This shard's round-robin counter for it: each shard spreads its own
+    /// connections' batches. One shared counter would be exact round robin,
+    /// and a cache line written by every core on every produce.
+    pub round_robin: AtomicU32,
+}
+
+/// Everything one shard has, reachable only from its thread. The broker
+/// reaches it through the methods below, never its fields.
+pub struct ShardState {
+    /// This shard's number, from 0.
+    pub(crate) id: usize,
+    /// Every shard's inbox, this one's included, by shard number.
+    pub(crate) inboxes: Vec<flume::Sender<ShardMessage>>,
+    /// The server's default storage settings.
+    pub(crate) config: Config,
+    /// Where topics live.
+    pub(crate) data: PathBuf,
+    /// The most bytes a frame may claim.
+    pub(crate) max_frame_len: u32,
+    /// The queue of each partition this shard owns.
+    pub(crate) partitions: RefCell<HashMap<Key, flume::Sender<PartitionOp>>>,
+    /// This shard's copy of the topic metadata.
+    pub(crate) topics: RefCell<HashMap<u32, Rc<TopicMeta>>>,
+    /// Closed (dropped) to tell the accept loop and connections to stop.
+    pub(crate) stop: RefCell<Option<flume::Sender<()>>>,
+    /// Listened to by the accept loop and connections: it ends when `stop` is dropped.
+    pub(crate) stopped: flume::Receiver<()>,
+    /// Shard 0 only: the queue of the engine's catalog writer.
+    pub(crate) catalog: RefCell<Option<flume::Sender<CatalogRequest>>>,
+    /// The io driver's name.
+    pub(crate) driver: &'static str,
+    /// Connections open over every shard, against `max_connections`.
+    pub(crate) connections: Arc<AtomicUsize>,
+    /// The most connections open at once, over every shard.
+    pub(crate) max_connections: usize,
+    /// Close a connection that sends no complete frame for this long.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// What the product adds (the engine's [`crate::shards::extension::Plain`] alone).
+    pub(crate) extension: Arc<dyn Extension>,
+}
+
+impl std::fmt::Debug for ShardState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardState")
+            .field("id", &self.id)
+            .field("driver", &self.driver)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a partition task is asked: a request from a connection, or the
+/// saver's, delete's and shutdown's own steps.
+#[derive(Debug)]
+pub enum PartitionOp {
+    /// A connection's request.
+    Request(Op),
+    /// The background saver's step ([`Partition::tick`]).
+    Tick,
+    /// Write and sync everything, and say how it went.
+    Flush(flume::Sender<Result<(), String>>),
+    /// Stop: the topic is deleted. Sent once the partition is dropped (its
+    /// files closed). Requests queued before it are answered first.
+    Close(flume::Sender<()>),
+}
+
+impl ShardState {
+    /// This shard's number, from 0.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// How many shards the server runs.
+    pub fn shards(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// The io driver this shard runs on (`io-uring` or `polling`).
+    pub fn driver(&self) -> &'static str {
+        self.driver
+    }
+
+    /// The server's default storage settings.
+    pub fn defaults(&self) -> &Config {
+        &self.config
+    }
+
+    /// The data folder.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Topics this shard knows.
+    pub fn topic_count(&self) -> usize {
+        self.topics.borrow().len()
+    }
+
+    /// The shard's copy of `topic`'s metadata, or the error a client gets.
+    pub fn topic(&self, topic: u32) -> Result<Rc<TopicMeta>, WireError> {
+        self.topics.borrow().get(&topic).cloned().ok_or_else(|| {
+            WireError::new(
+                status::TOPIC_NOT_FOUND,
+                format!("topic {topic} does not exist; create it first"),
+            )
+        })
+    }
+
+    /// The topic named `name` and its id, from this shard's copy.
+    pub fn topic_named(&self, name: &str) -> Result<(u32, Rc<TopicMeta>), WireError> {
+        self.topics
+            .borrow()
+            .iter()
+            .find(|(_, meta)| meta.name == name)
+            .map(|(id, meta)| (*id, Rc::clone(meta)))
+            .ok_or_else(|| {
+                WireError::new(
+                    status::TOPIC_NOT_FOUND,
+                    format!("topic {name:?} does not exist; create it first"),
+                )
+            })
+    }
+
+    /// Hands `op` to the partition's owner and waits for the answer on the
+    /// asking connection's `replies`.
+    pub async fn ask(
+        &self,
+        key: Key,
+        op: Op,
+        replies: &flume::Receiver<Reply>,
+    ) -> Result<Reply, WireError> {
+        self.route(key, op);
+        replies.recv_async().await.map_err(|_| storage_stopped())
+    }
+
+    /// Runs `job` on the partition's owner; the job answers its asker.
+    pub fn run_on(&self, key: Key, job: Box<dyn PartitionJob>) {
+        self.route(key, Op::Run(job));
+    }
+
+    // ANCHOR: route
+    /// Hands `op` to the partition's task: directly if this shard owns it,
+    /// through the owner's inbox if not. The answer comes back on the
+    /// request's own reply channel either way.
+    pub fn route(&self, key: Key, op: Op) {
+        let shard = owner(key.0, key.1, self.inboxes.len());
+        if shard == self.id {
+            return self.to_local(key, op);
+        }
+        let Some(inbox) = self.inboxes.get(shard) else {
+            return answer(op, storage_stopped());
+        };
+        // Unbounded: a connection has one request in flight, so an inbox
+        // holds at most one message per open connection.
+        if let Err(flume::SendError(ShardMessage::Storage { op, .. })) =
+            inbox.send(ShardMessage::Storage { key, op })
+        {
+            answer(op, storage_stopped());
+        }
+    }
+    // ANCHOR_END: route
+
+    /// Hands `op` to one of this shard's partitions.
+    pub(crate) fn to_local(&self, key: Key, op: Op) {
+        let queue = self.partitions.borrow().get(&key).cloned();
+        let Some(queue) = queue else {
+            let (topic, partition) = key;
+            return answer(
+                op,
+                WireError::new(
+                    status::PARTITION_NOT_FOUND,
+                    format!("partition {partition} of topic {topic} does not exist"),
+                ),
+            );
+        };
+        if let Err(flume::SendError(PartitionOp::Request(op))) =
+            queue.send(PartitionOp::Request(op))
+        {
+            answer(op, storage_stopped());
+        }
+    }
+
+    /// Opens the partitions of `topic` this shard owns, each in its own task,
+    /// with the topic's own storage settings.
+    pub(crate) async fn open_topic(
+        &self,
+        topic: u32,
+        partitions: u32,
+        config: &Config,
+    ) -> Result<(), WireError> {
+        for partition in 0..partitions {
+            if owner(topic, partition, self.inboxes.len()) != self.id
+                || self.partitions.borrow().contains_key(&(topic, partition))
+            {
+                continue;
+            }
+            let dir = partition_dir(&self.data, topic, partition);
+            let mut opened = Partition::open(&dir, config.clone())
+                .await
+                .map_err(storage_error)?;
+            // Told to the product (the broker's fsync histogram) with this
+            // shard's number: the sync runs on this thread.
+            let extension = Arc::clone(&self.extension);
+            let shard = self.id;
+            opened.on_sync(Box::new(move |took| extension.synced(shard, took)));
+            let (queue, requests) = flume::unbounded();
+            let shard = u32::try_from(self.id).unwrap_or(u32::MAX);
+            compio::runtime::spawn(partition_task(opened, shard, partition, requests)).detach();
+            self.partitions
+                .borrow_mut()
+                .insert((topic, partition), queue);
+        }
+        Ok(())
+    }
+
+    /// Adds a topic to this shard's copy of the metadata.
+    pub(crate) fn publish(&self, topic: &TopicSpec) {
+        self.topics.borrow_mut().entry(topic.id).or_insert_with(|| {
+            Rc::new(TopicMeta {
+                name: topic.name.clone(),
+                partitions: topic.partitions,
+                round_robin: AtomicU32::new(0),
+            })
+        });
+    }
+
+    /// Forgets `topic` and stops this shard's partitions of it; returns
+    /// once every one of their tasks has dropped its partition.
+    pub(crate) async fn close_topic(&self, topic: u32) {
+        self.topics.borrow_mut().remove(&topic);
+        let queues: Vec<_> = {
+            let mut partitions = self.partitions.borrow_mut();
+            let keys: Vec<Key> = partitions
+                .keys()
+                .filter(|k| k.0 == topic)
+                .copied()
+                .collect();
+            keys.iter()
+                .filter_map(|key| partitions.remove(key))
+                .collect()
+        };
+        for queue in queues {
+            let (done, closed) = flume::bounded(1);
+            if queue.send(PartitionOp::Close(done)).is_ok() {
+                let _ = closed.recv_async().await;
+            }
+        }
+    }
+
+    /// Every partition queue of this shard, taken out of the map's borrow.
+    fn queues(&self) -> Vec<flume::Sender<PartitionOp>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Writes and syncs every partition of this shard.
+    pub(crate) async fn flush_all(&self) -> Result<(), String> {
+        let mut first_error = Ok(());
+        for queue in self.queues() {
+            let (done, result) = flume::bounded(1);
+            if queue.send(PartitionOp::Flush(done)).is_err() {
+                continue;
+            }
+            if let Ok(Err(error)) = result.recv_async().await {
+                first_error = first_error.and(Err(error));
+            }
+        }
+        first_error
+    }
+}
+
+// ANCHOR: partition_task
+/// The task that owns one partition: it serves the partition's requests
+/// one at a time, in the order they arrived, from local connections and
+/// other shards alike, until every sender is gone or it is closed.
+pub async fn partition_task(
+    mut partition: Partition,
+    shard: u32,
+    number: u32,
+    requests: flume::Receiver<PartitionOp>,
+) {
+    let mut reported = false;
+    let mut last_problem: Option<String> = None;
+    let mut closed = None;
+    while let Ok(op) = requests.recv_async().await {
+        match op {
+            PartitionOp::Request(op) => serve_op(&mut partition, shard, number, op).await,
+            PartitionOp::Tick => {
+                // A failed write or sync is the partition's from now on:
+                // every later append is refused with it. Said once here for
+                // the operator. Other errors of the step (a retention unlink,
+                // a consumer-offsets sync, a full disk) leave the partition
+                // serving, and are retried by the next tick: said when the
+                // problem changes, not ten times a second.
+                if let Err(problem) = partition.tick(Instant::now()).await {
+                    if partition.failure().is_none() {
+                        let said = problem.to_string();
+                        if last_problem.as_deref() != Some(said.as_str()) {
+                            warn!(shard, partition = number, "background step: {said}");
+                            last_problem = Some(said);
+                        }
+                    } else if !reported {
+                        error!(shard, partition = number, "partition failed: {problem}");
+                        reported = true;
+                    }
+                }
+            }
+            PartitionOp::Flush(done) => {
+                let result = partition.flush().await.map_err(|error| error.to_string());
+                let _ = done.send(result);
+            }
+            PartitionOp::Close(done) => {
+                closed = Some(done);
+                break;
+            }
+        }
+    }
+    drop(partition);
+    if let Some(done) = closed {
+        let _ = done.send(());
+    }
+    // Nothing should be queued behind `Close` (`close_topic` takes the queue
+    // out of the map before it sends it), but a request dropped unanswered
+    // would leave its connection waiting for ever: answer any that is.
+    for op in requests.drain() {
+        if let PartitionOp::Request(op) = op {
+            answer(
+                op,
+                WireError::new(status::TOPIC_NOT_FOUND, "the topic was deleted"),
+            );
+        }
+    }
+}
+// ANCHOR_END: partition_task
+
+/// Serves one request on the partition that owns it.
+async fn serve_op(partition: &mut Partition, shard: u32, number: u32, op: Op) {
+    match op {
+        Op::Append {
+            mut body,
+            records_at,
+            reply,
+        } => {
+            let records = body.get_mut(records_at..).unwrap_or_default();
+            let result = partition.append(records).await;
+            let _ = reply.send(Reply::Produced(
+                result
+                    .map(|appended| (number, appended))
+                    .map_err(storage_error),
+            ));
+        }
+        Op::Poll {
+            offset,
+            count,
+            buf,
+            reply,
+        } => {
+            let result = partition.poll_into(offset, count, buf).await;
+            let _ = reply.send(Reply::Polled(result.map_err(storage_error)));
+        }
+        Op::Run(job) => {
+            let at = PartitionAt {
+                shard,
+                partition: number,
+            };
+            job.run(partition, at).await;
+        }
+    }
+}
+
+// ANCHOR: saver
+/// The shard's background saver: every `period`, each partition's `tick`,
+/// queued behind whatever requests it already has.
+pub async fn saver(state: Rc<ShardState>, period: Duration) {
+    loop {
+        compio::time::sleep(period).await;
+        if state.stop.borrow().is_none() {
+            return;
+        }
+        for queue in state.queues() {
+            let _ = queue.send(PartitionOp::Tick);
+        }
+    }
+}
+// ANCHOR_END: saver
+
+/// Sends `error` to whoever asked for `op`.
+pub(crate) fn answer(op: Op, error: WireError) {
+    match op {
+        Op::Append { reply, .. } => {
+            let _ = reply.send(Reply::Produced(Err(error)));
+        }
+        Op::Poll { reply, .. } => {
+            let _ = reply.send(Reply::Polled(Err(error)));
+        }
+        Op::Run(job) => job.fail(error),
+    }
+}
+
+/// A storage error as the client sees it: a batch that can never fit is the
+/// request's fault; a partition that refuses writes after a failed write or
+/// sync says so with its own status; anything else is the storage's.
+pub fn storage_error(error: Error) -> WireError {
+    match error {
+        Error::BatchTooLarge { .. } | Error::Batch(_) | Error::InvalidConsumerOffset { .. } => {
+            WireError::invalid(error.to_string())
+        }
+        Error::Failed { .. } => WireError::new(status::PARTITION_FAILED, error.to_string()),
+        _ => WireError::storage(error.to_string()),
+    }
+}
+
+/// The answer when the shard that owns a partition has stopped.
+pub fn storage_stopped() -> WireError {
+    WireError::storage("the server is shutting down")
+}

@@ -1,0 +1,165 @@
+//! Everything that can go wrong in the storage core, as types a caller can match on.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::storage::aligned::AllocError;
+use crate::storage::config::ConfigError;
+
+/// An error from a [`crate::Partition`] or one of its parts.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The file system refused an open, read, write, sync or preallocation.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file the operation was on.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// `O_DIRECT` was refused when the file was opened (tmpfs, for one, does
+    /// not support it).
+    #[error(
+        "Direct I/O is not supported for {}: the file system refused O_DIRECT \
+         ({source}); use a disk-backed file system or set direct_io = false",
+        path.display()
+    )]
+    DirectIoUnsupported {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// The configuration does not hold together; the message names the key.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An aligned buffer could not be allocated.
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    /// The bytes given to `append` are not whole records.
+    #[error("invalid batch: {0}")]
+    Batch(#[from] BatchError),
+    /// A batch larger than a whole segment: records are never split across
+    /// segments, so it cannot be stored.
+    #[error("a batch of {bytes} bytes cannot fit in a segment of {segment_size} bytes")]
+    BatchTooLarge {
+        /// The batch's size.
+        bytes: u64,
+        /// The configured segment size.
+        segment_size: u64,
+    },
+    /// Stored bytes that are not the record that must be there.
+    ///
+    /// A torn tail (the end of the last write before a crash) is repaired on
+    /// open and is never this error. This is damage with valid records after
+    /// it, or a record whose checksum fails when it is polled: the record is
+    /// not served, and the files are left for an operator to inspect.
+    #[error("corrupt segment {} at byte {position}: {reason}", segment.display())]
+    Corrupt {
+        /// The segment's log file.
+        segment: PathBuf,
+        /// Where the bad record starts in it.
+        position: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An earlier write or sync failed, so the partition takes no more writes.
+    ///
+    /// Never retried: after a failed `fsync` the kernel may already have dropped
+    /// the dirty pages and marked them clean ("fsyncgate"), so a second sync can
+    /// succeed while the data is gone. Reopening recovers from the log.
+    #[error("partition refuses writes after an earlier failure ({reason}); reopen it to recover")]
+    Failed {
+        /// What failed first.
+        reason: String,
+    },
+    /// The disk is full where the partition needed a new file or more room:
+    /// the next segment (a batch that needed one was not stored; the
+    /// half-made segment's files were removed), a new partition's first
+    /// segment, or the consumer offsets file.
+    ///
+    /// Unlike [`Error::Failed`], nothing that was acknowledged is at risk: the
+    /// partition still serves every record and takes the request again once
+    /// space is freed (by retention, or by the operator).
+    #[error(
+        "disk is full ({source}) at {}: the request was not stored; the partition \
+         is intact and takes writes again once space is freed",
+        path.display()
+    )]
+    NoSpace {
+        /// The file that could not be created or grown.
+        path: PathBuf,
+        /// What the operating system said (ENOSPC or EDQUOT).
+        source: io::Error,
+    },
+    /// A consumer offset that cannot be stored: a name that is too long or
+    /// empty, or an offset past the partition's end.
+    #[error("invalid consumer offset: {reason}")]
+    InvalidConsumerOffset {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Whether this is the operating system saying the disk (or the user's
+    /// quota) is full: ENOSPC or EDQUOT.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::NoSpace { source, .. } => source_is_no_space(source),
+            _ => false,
+        }
+    }
+
+    /// [`Error::Io`] from a full disk as [`Error::NoSpace`]; anything else as it is.
+    pub(crate) fn into_no_space(self) -> Error {
+        match self {
+            Error::Io { path, source } if source_is_no_space(&source) => {
+                Error::NoSpace { path, source }
+            }
+            other => other,
+        }
+    }
+}
+
+fn source_is_no_space(source: &io::Error) -> bool {
+    matches!(
+        source.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error()
+            || code == rustix::io::Errno::DQUOT.raw_os_error()
+    )
+}
+
+/// Why the bytes given to `append` are not a batch of records.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BatchError {
+    /// No records at all.
+    #[error("no records")]
+    Empty,
+    /// A header or payload runs past the end of the bytes.
+    #[error("record at byte {at} needs {needed} bytes, {available} are left")]
+    Truncated {
+        /// Where the record starts in the batch.
+        at: usize,
+        /// Bytes the record's header says it has (or a header's 32).
+        needed: usize,
+        /// Bytes left from `at`.
+        available: usize,
+    },
+}
+
+/// Attaches the file's path to an `io::Error`, so a message says which file failed.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, Error> {
+        self.map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
