@@ -17,10 +17,13 @@ use bench::loadgen::{Figures, LoadConfig, Stop, Warmup, run};
 use bench::results::{Row, RowKind, Suite};
 use rivulet_datasets::{MessageSize, Workload};
 use stage2_batching::FsyncPolicy;
-use stage6_broker::server::cores;
+use stage6_broker::cores;
 use stage6_broker::{IoDriver, ServerConfig};
 
+/// The policy of every run: stage 2's type, for the stage 5 runs...
 const FSYNC: FsyncPolicy = FsyncPolicy::EveryBatch;
+/// ...and the same policy as the engine's own type, for the stage 6 runs.
+const ENGINE_FSYNC: stage6_broker::FsyncPolicy = stage6_broker::FsyncPolicy::EveryBatch;
 const BATCH: u32 = 100;
 const GROUP: &str = "stage6-ablation";
 /// Interleaved rounds per variant when measuring; the median is kept.
@@ -190,7 +193,7 @@ fn main() -> anyhow::Result<()> {
                         anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
                     }
                     Some(server) => {
-                        let target = Stage6Target::start_with(variant.id, FSYNC, server)?;
+                        let target = Stage6Target::start_with(variant.id, ENGINE_FSYNC, server)?;
                         let driver = target.driver().unwrap_or("?");
                         anyhow::Ok((run(&target, &config, &progress).await?.figures, driver))
                     }

@@ -43,7 +43,7 @@ use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
 use hdrhistogram::Histogram;
 use rivulet_datasets::Workload;
 use stage4_partitions::protocol::record::encode_record;
-use stage6_broker::driver::driver_name;
+use stage6_broker::shards::driver::driver_name;
 use stage6_broker::{AlignedBuf, Config, FsyncPolicy, IoDriver, Partition};
 
 /// Records per append: a produce request's worth.

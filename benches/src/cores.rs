@@ -10,7 +10,7 @@ pub fn allowed() -> Vec<usize> {
         Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
             .filter(|&cpu| set.is_set(cpu))
             .collect(),
-        Err(_) => (0..stage6_broker::server::cores()).collect(),
+        Err(_) => (0..stage6_broker::cores()).collect(),
     }
 }
 

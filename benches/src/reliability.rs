@@ -4,164 +4,42 @@
 //! every results page, no number is typed by hand, and none appears without
 //! the machine and commit it came from.
 //!
-//! Only the fields the page shows are read: the driver writes more (its
-//! failures described, its notes), and a field added there does not break
-//! this page.
+//! The schema is the driver's own: `rivulet_torture::Summary`, the type
+//! `rivulet-torture` writes the file with, read back here; a field added
+//! there is written and read by the same code.
 
 use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Deserialize;
+pub use rivulet_torture::Summary;
 
-use crate::machine::Machine;
 use crate::results::results_dir;
 
-/// One run of the torture driver.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TortureFile {
-    /// The commit its binaries were built from.
-    pub commit: String,
-    /// When it ended.
-    pub date: String,
-    /// The machine.
-    pub machine: Machine,
-    /// The seed of its random choices.
-    pub seed: u64,
-    /// The broker's rounds.
-    pub broker: Broker,
-    /// Stage 2's rounds, per policy.
-    pub stage2: Vec<Stage2Policy>,
-    /// Whether every check held.
-    pub passed: bool,
-}
-
-/// The broker part of a run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Broker {
-    /// Rounds (one kill each).
-    pub rounds: u64,
-    /// How long they took.
-    pub seconds: f64,
-    /// The fsync policy.
-    pub fsync: String,
-    /// Segment size.
-    pub segment_size: u64,
-    /// Retention by size, if on.
-    pub retention_bytes: Option<u64>,
-    /// Producer connections.
-    pub producers: u64,
-    /// Partitions.
-    pub partitions: u32,
-    /// Shards.
-    pub shards: u32,
-    /// Kills by moment.
-    pub kills: Kills,
-    /// The checks' counts.
-    pub counts: Counts,
-    /// The consumer-offset check.
-    pub consumer: Consumer,
-    /// What could not be tested.
-    #[serde(default)]
-    pub notes: Vec<String>,
-    /// What failed.
-    #[serde(default)]
-    pub failures: Vec<String>,
-}
-
-/// Kills by the moment they landed in.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Kills {
-    /// Under load.
-    pub produce: u64,
-    /// Right after a new segment appeared.
-    pub rollover: u64,
-    /// Right after retention deleted a segment.
-    pub retention: u64,
-    /// During a graceful shutdown.
-    pub shutdown: u64,
-    /// Shutdowns that had finished before the SIGKILL came.
-    #[serde(default)]
-    pub shutdown_finished_first: u64,
-}
-
-/// What the broker's checks counted.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Counts {
-    /// Messages acknowledged.
-    pub acknowledged: u64,
-    /// Acknowledged messages found intact after a crash.
-    pub verified: u64,
-    /// Acknowledged messages retention deleted before a check.
-    pub removed_by_retention_unverified: u64,
-    /// Unacknowledged messages found after a restart.
-    pub unacknowledged_survivors: u64,
-    /// Acknowledged messages missing.
-    pub losses: u64,
-    /// Records damaged.
-    pub corrupt: u64,
-    /// Ids stored twice.
-    pub duplicates: u64,
-    /// Offsets out of order, or a hole in the middle.
-    pub order_violations: u64,
-}
-
-/// The consumer-offset check.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Consumer {
-    /// Whether it ran.
-    pub checked: bool,
-    /// Why not, if not.
-    pub note: Option<String>,
-    /// Acknowledged commits.
-    pub commits: u64,
-    /// Stored offsets found below an acknowledged commit after a restart.
-    pub went_back: u64,
-}
-
-/// One stage 2 policy's rounds.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Stage2Policy {
-    /// The policy.
-    pub policy: String,
-    /// Kills.
-    pub rounds: u64,
-    /// Messages acknowledged.
-    pub acknowledged: u64,
-    /// Messages promised durable.
-    pub durable_promised: u64,
-    /// Promised messages missing.
-    pub losses: u64,
-    /// Damaged records.
-    pub corrupt: u64,
-}
-
-impl TortureFile {
-    /// Every profile's `torture.json`, in profile order.
-    pub fn all() -> anyhow::Result<Vec<TortureFile>> {
-        let mut files = Vec::new();
-        let Ok(profiles) = std::fs::read_dir(results_dir()) else {
-            return Ok(files);
-        };
-        for profile in profiles {
-            let path = profile?.path().join("torture.json");
-            if path.exists() {
-                files.push(TortureFile::read(&path)?);
-            }
+/// Every profile's `torture.json`, in profile order.
+pub fn all() -> anyhow::Result<Vec<Summary>> {
+    let mut files = Vec::new();
+    let Ok(profiles) = std::fs::read_dir(results_dir()) else {
+        return Ok(files);
+    };
+    for profile in profiles {
+        let path = profile?.path().join("torture.json");
+        if path.exists() {
+            files.push(read(&path)?);
         }
-        files.sort_by(|a, b| a.machine.profile.cmp(&b.machine.profile));
-        Ok(files)
     }
+    files.sort_by(|a, b| a.machine.profile.cmp(&b.machine.profile));
+    Ok(files)
+}
 
-    /// Reads one.
-    pub fn read(path: &Path) -> anyhow::Result<TortureFile> {
-        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
+/// Reads one.
+pub fn read(path: &Path) -> anyhow::Result<Summary> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The page: one section per profile that has run the torture.
-pub fn render(files: &[TortureFile]) -> String {
+pub fn render(files: &[Summary]) -> String {
     let mut out = String::from(
         "<!-- Generated by `cargo run -p bench --bin publish` from \
          benches/results/*/torture.json. Edit those, not this. -->\n\n",
@@ -176,7 +54,7 @@ pub fn render(files: &[TortureFile]) -> String {
     out
 }
 
-fn render_file(out: &mut String, file: &TortureFile) {
+fn render_file(out: &mut String, file: &Summary) {
     let broker = &file.broker;
     let counts = &broker.counts;
     let kills = &broker.kills;
@@ -298,5 +176,17 @@ mod tests {
     fn reliability_page_says_when_nothing_was_run() {
         let page = render(&[]);
         assert!(page.contains("Not run on any profile yet"));
+    }
+
+    #[test]
+    fn reliability_committed_files_parse_with_the_drivers_schema() {
+        // Every committed `torture.json` reads as the driver's `Summary`, and
+        // each gets its section on the page.
+        let files = all().unwrap();
+        let page = render(&files);
+        for file in &files {
+            assert_eq!(file.suite, "torture");
+            assert!(page.contains(&format!("`{}`", file.machine.profile)));
+        }
     }
 }

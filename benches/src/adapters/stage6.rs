@@ -2,13 +2,13 @@
 //! byte, so it is driven by stage 4's adapter (the same client, the same
 //! requests), as stage 5 is; this one starts a stage 6 broker in this process
 //! (its shards on their own threads, each with its own compio runtime) and
-//! names the runs `stage6`.
+//! names the runs `stage6`. Its fsync policy is the engine's own
+//! (`stage6_broker::FsyncPolicy`: stage 2's names and meanings, its own copy).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use stage2_batching::FsyncPolicy;
-use stage6_broker::{Server, ServerConfig};
+use stage6_broker::{FsyncPolicy, Server, ServerConfig};
 
 use super::stage4::{Stage4Connection, Stage4Target};
 use crate::loadgen::Target;

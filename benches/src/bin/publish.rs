@@ -111,7 +111,7 @@ fn main() -> anyhow::Result<()> {
 
     // The reliability chapter's crash-torture figures, from torture.json
     // (the driver's own format, so read by its own module).
-    let torture = reliability::TortureFile::all()?;
+    let torture = reliability::all()?;
     pages.push(("torture.md".to_string(), reliability::render(&torture)));
 
     // The Hardware profiles chapter's table, from hw-profiles/*.toml.

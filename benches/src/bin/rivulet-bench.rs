@@ -295,9 +295,14 @@ async fn main() -> anyhow::Result<()> {
             drive(target, config, &cli, workload.as_ref()).await
         }
         TargetKind::Stage6 => {
+            // The engine keeps its own copy of the policies: the same name,
+            // read by its own parser (a test keeps the parsers in agreement).
+            let name = fsync.name();
+            let engine_fsync = stage6_broker::FsyncPolicy::parse(&name)
+                .with_context(|| format!("fsync policy {name}: stage 6 does not know it"))?;
             let target = match cli.addr {
-                Some(addr) => Stage6Target::remote(addr, &fsync.name()),
-                None => Stage6Target::start(fsync, cli.server_threads)?,
+                Some(addr) => Stage6Target::remote(addr, &name),
+                None => Stage6Target::start(engine_fsync, cli.server_threads)?,
             };
             drive(target, config, &cli, workload.as_ref()).await
         }

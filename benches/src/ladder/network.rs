@@ -59,7 +59,7 @@ pub fn stage(
             }
             "stage6" => {
                 // The same thread budget as the other servers: shards.
-                let target = Stage6Target::start(plan.fsync, server_threads)?;
+                let target = Stage6Target::start(plan.engine_fsync, server_threads)?;
                 anyhow::Ok((
                     run(&target, &config, &progress).await?.figures,
                     target.durability(),

@@ -17,18 +17,24 @@ pub struct Plan {
     pub consumers: u32,
     /// Partitions (streams for stage 3) of the network rungs.
     pub partitions: u32,
-    /// The fsync policy every rung keeps.
+    /// The fsync policy every rung keeps, as stage 2's type (stages 2 to 5).
     pub fsync: FsyncPolicy,
+    /// The same policy as the engine's type (stage 6 keeps its own copy of
+    /// the enum, so a lesson's change cannot change the broker's): read off
+    /// the same name by the engine's parser.
+    pub engine_fsync: stage6_broker::FsyncPolicy,
 }
 
 impl Plan {
     /// Reads the plan off `workload`.
     pub fn of(workload: &Workload) -> anyhow::Result<Plan> {
         let name = workload.fsync.name();
-        // The datasets crate names policies without depending on stage 2; the
-        // two parsers are kept in agreement by a test in benches/tests.
-        let fsync = FsyncPolicy::parse(&name)
-            .ok_or_else(|| anyhow::anyhow!("workload {}: fsync policy {name:?}", workload.name))?;
+        // The datasets crate names policies without depending on stage 2 or
+        // the engine; the three parsers are kept in agreement by a test in
+        // benches/tests.
+        let refused = || anyhow::anyhow!("workload {}: fsync policy {name:?}", workload.name);
+        let fsync = FsyncPolicy::parse(&name).ok_or_else(refused)?;
+        let engine_fsync = stage6_broker::FsyncPolicy::parse(&name).ok_or_else(refused)?;
         Ok(Plan {
             messages: workload.messages,
             batch: workload.batch.max(1),
@@ -36,6 +42,7 @@ impl Plan {
             consumers: workload.consumers,
             partitions: workload.partitions,
             fsync,
+            engine_fsync,
         })
     }
 

@@ -154,7 +154,7 @@ pub fn stage6(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<R
         batches.push(records);
     }
     let config = stage6_broker::Config {
-        fsync: plan.fsync,
+        fsync: plan.engine_fsync,
         ..stage6_broker::Config::default()
     };
     let period = config.saver_interval;
@@ -178,7 +178,7 @@ pub fn stage6(dir: &Path, plan: &Plan, messages: &[Message]) -> anyhow::Result<R
         partition.flush().await?;
         anyhow::Ok((elapsed, latencies))
     })?;
-    let durability = format!("fsync policy {}, Direct I/O", plan.fsync.name());
+    let durability = format!("fsync policy {}, Direct I/O", plan.engine_fsync.name());
     let unit = format!("append of {} messages", plan.batch);
     Ok(rung(
         "stage6",
