@@ -224,3 +224,26 @@ fn wire_compat_the_produce_answer_is_stage4s() {
         );
     }
 }
+
+#[test]
+fn wire_compat_record_field_offsets_are_stage4s() {
+    use stage4_partitions::protocol::record::{RECORD_HEADER_LEN as LESSON_LEN, field as lesson};
+    use stage6_broker::storage::record::{RECORD_HEADER_LEN, field};
+    assert_eq!(RECORD_HEADER_LEN, LESSON_LEN);
+    assert_eq!(
+        [
+            field::CHECKSUM,
+            field::PAYLOAD_LEN,
+            field::OFFSET,
+            field::TIMESTAMP,
+            field::ID
+        ],
+        [
+            lesson::CHECKSUM,
+            lesson::PAYLOAD_LEN,
+            lesson::OFFSET,
+            lesson::TIMESTAMP,
+            lesson::ID
+        ],
+    );
+}

@@ -16,8 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
 use rivulet_broker::process::{ServerProcess, server_binary};
+use serde_json::Value;
 
 /// `rivulet-server` on a free loopback port over `dir`, 2 shards, Direct I/O.
 fn server(dir: &Path) -> ServerProcess {

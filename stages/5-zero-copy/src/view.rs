@@ -37,19 +37,8 @@
 use stage3_tcp_server::protocol::BodyError;
 use stage4_partitions::protocol::record::{RECORD_HEADER_LEN, Record, RecordError};
 
-/// Where each field of a record header starts.
-pub mod field {
-    /// `crc32c u32`.
-    pub const CHECKSUM: usize = 0;
-    /// `payload_len u32`.
-    pub const PAYLOAD_LEN: usize = 4;
-    /// `offset u64`.
-    pub const OFFSET: usize = 8;
-    /// `timestamp u64`.
-    pub const TIMESTAMP: usize = 16;
-    /// `id u64`.
-    pub const ID: usize = 24;
-}
+/// Where each field of a record header starts: stage 4's layout, from stage 4.
+pub use stage4_partitions::protocol::record::field;
 
 /// Bytes of a batch's `count` field.
 pub const COUNT_LEN: usize = 4;

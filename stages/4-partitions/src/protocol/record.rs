@@ -31,6 +31,20 @@ use stage3_tcp_server::protocol::{BodyError, BodyReader};
 /// Bytes before the payload.
 pub const RECORD_HEADER_LEN: usize = 32;
 
+/// Where each field of a record header starts (the table above).
+pub mod field {
+    /// `crc32c u32`.
+    pub const CHECKSUM: usize = 0;
+    /// `payload_len u32`.
+    pub const PAYLOAD_LEN: usize = 4;
+    /// `offset u64`.
+    pub const OFFSET: usize = 8;
+    /// `timestamp u64`.
+    pub const TIMESTAMP: usize = 16;
+    /// `id u64`.
+    pub const ID: usize = 24;
+}
+
 /// A record as a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
