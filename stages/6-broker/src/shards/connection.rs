@@ -8,7 +8,7 @@
 //! the next one starts. A valid request that fails (a topic that does not
 //! exist) gets an error and the connection stays.
 //!
-//! Every frame goes to the connection's [`Session`] first (the product's
+//! Every frame goes to the connection's [`Session`](crate::shards::extension::Session) first (the product's
 //! part, [`crate::shards::extension`]); what it passes on, the engine
 //! decodes and serves: stage 4's create topic, produce and poll.
 //!
