@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use stage1_file_log::HEADER_LEN;
 use stage2_batching::{Batcher, Config, FsyncPolicy, Message, Status};
 
-fn batcher(dir: &std::path::Path, fsync: FsyncPolicy) -> Batcher {
+/// A batcher opened at `opened`, which counts as its last sync: a test's
+/// times are measured from this instant, never from the clock.
+fn batcher(dir: &std::path::Path, fsync: FsyncPolicy, opened: Instant) -> Batcher {
     let config = Config {
         flush_count: 10,
         flush_bytes: 1 << 20,
         ..Config::new(fsync)
     };
-    Batcher::open(1, dir, config, Instant::now()).unwrap()
+    Batcher::open(1, dir, config, opened).unwrap()
 }
 
 fn one(n: u64) -> Vec<Message> {
@@ -32,8 +34,8 @@ fn status(durable: u64, written: u64, next_offset: u64) -> Status {
 #[test]
 fn threshold_count_writes_exactly_when_reached() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch);
     let now = Instant::now();
+    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch, now);
     for n in 0..9 {
         assert!(!b.append(one(n), now).unwrap().durable);
     }
@@ -64,7 +66,7 @@ fn threshold_bytes_writes_exactly_when_reached() {
 #[test]
 fn threshold_one_big_batch_is_written_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch);
+    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch, Instant::now());
     let batch = (0..25).map(|n| Message::new(n, vec![1; 3])).collect();
     let appended = b.append(batch, Instant::now()).unwrap();
     assert_eq!((appended.offsets, appended.durable), (0..25, true));
@@ -73,7 +75,7 @@ fn threshold_one_big_batch_is_written_whole() {
 #[test]
 fn fsync_always_syncs_before_append_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::Always);
+    let mut b = batcher(dir.path(), FsyncPolicy::Always, Instant::now());
     let appended = b.append(one(0), Instant::now()).unwrap();
     assert!(appended.durable);
     assert_eq!(b.status(), status(1, 1, 1));
@@ -82,8 +84,8 @@ fn fsync_always_syncs_before_append_returns() {
 #[test]
 fn fsync_never_writes_at_the_threshold_but_never_syncs() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::Never);
     let now = Instant::now();
+    let mut b = batcher(dir.path(), FsyncPolicy::Never, now);
     for n in 0..10 {
         b.append(one(n), now).unwrap();
     }
@@ -124,8 +126,8 @@ fn fsync_interval_syncs_only_once_the_interval_has_passed() {
 #[test]
 fn poll_sees_unflushed_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch);
     let now = Instant::now();
+    let mut b = batcher(dir.path(), FsyncPolicy::EveryBatch, now);
     for n in 0..15 {
         b.append(one(n), now).unwrap();
     }
@@ -151,14 +153,14 @@ fn poll_sees_unflushed_messages() {
 #[test]
 fn reopen_after_flush_keeps_everything_and_starts_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let mut b = batcher(dir.path(), FsyncPolicy::Never);
     let now = Instant::now();
+    let mut b = batcher(dir.path(), FsyncPolicy::Never, now);
     for n in 0..4 {
         b.append(one(n), now).unwrap();
     }
     b.flush(now).unwrap();
     drop(b);
-    let b = batcher(dir.path(), FsyncPolicy::Never);
+    let b = batcher(dir.path(), FsyncPolicy::Never, Instant::now());
     assert_eq!(b.status(), status(4, 4, 4));
     assert_eq!(b.poll(0, 10).unwrap().len(), 4);
 }

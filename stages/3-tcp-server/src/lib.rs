@@ -19,5 +19,5 @@ pub mod streams;
 
 pub use client::{Client, ClientError, FramedClient, RequestError};
 pub use error::ServeError;
-pub use server::Server;
+pub use server::{Server, StopSignals};
 pub use streams::{Streams, StreamsConfig};

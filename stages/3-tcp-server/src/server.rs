@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::connection::{Service, serve_connection};
@@ -61,13 +61,10 @@ impl Server {
         self.addr
     }
 
-    /// Serves until SIGINT (Ctrl-C) or SIGTERM, then stops as [`Server::shutdown`] does.
-    pub async fn run_until_signal(self) -> Result<(), ServeError> {
-        let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::storage)?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+    /// Serves until SIGINT (Ctrl-C) or SIGTERM arrives through `signals`, then
+    /// stops as [`Server::shutdown`] does.
+    pub async fn run_until_signal(self, mut signals: StopSignals) -> Result<(), ServeError> {
+        signals.recv().await;
         eprintln!("stopping: writing and syncing everything");
         self.shutdown().await
     }
@@ -78,5 +75,39 @@ impl Server {
         self.task
             .await
             .map_err(|error| ServeError::storage(error.to_string()))?
+    }
+}
+
+/// SIGINT and SIGTERM, caught from the moment [`StopSignals::catch`] returns.
+///
+/// Catch them *before* saying `listening on`, not when starting to wait for
+/// them: until a handler is installed, SIGTERM's default action kills the
+/// process on the spot, with nothing synced and an exit by signal instead of
+/// 0. A supervisor, or a test, may send it as soon as it reads that line; on
+/// a busy machine the main thread can still be between the line and the
+/// handler, while the connections, served by other threads, already work.
+/// A signal that arrives after `catch` waits in the handler until
+/// [`StopSignals::recv`] takes it.
+#[derive(Debug)]
+pub struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers. Call it inside a Tokio runtime.
+    pub fn catch() -> Result<StopSignals, ServeError> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).map_err(ServeError::storage)?,
+            terminate: signal(SignalKind::terminate()).map_err(ServeError::storage)?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM, whichever comes first.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use stage3_tcp_server::process::ServerProcess;
 use stage4_partitions::{Client, Partitioning, Produced};
+use tokio::sync::watch;
 
 const TOPIC: u32 = 1;
 const PARTITIONS: u32 = 2;
@@ -24,12 +25,18 @@ fn rounds() -> u64 {
         .unwrap_or(3)
 }
 
+/// How long a test waits for something that should take milliseconds. Only a
+/// failure waits this long; a busy machine is slow, not this slow.
+const GENEROUS: Duration = Duration::from_secs(60);
+
 /// Produces batches to `partition` until the server goes away; returns every
-/// acknowledgement, with the id of the batch's first message.
+/// acknowledgement, with the id of the batch's first message, and counts them
+/// in `acks` as they come.
 async fn produce_until_gone(
     addr: SocketAddr,
     partition: u32,
     first_id: u64,
+    acks: watch::Sender<usize>,
 ) -> Vec<(Produced, u64)> {
     let mut acked = Vec::new();
     let Ok(mut client) = Client::connect(addr).await else {
@@ -46,7 +53,10 @@ async fn produce_until_gone(
             )
             .await;
         match produced {
-            Ok(produced) => acked.push((produced, id)),
+            Ok(produced) => {
+                acked.push((produced, id));
+                acks.send_replace(acked.len());
+            }
             Err(_) => return acked, // killed
         }
         id += size;
@@ -99,14 +109,29 @@ async fn crash_sigkill_during_produce_under_fsync_always_loses_nothing_acknowled
             .create_topic(TOPIC, PARTITIONS)
             .await
             .unwrap();
-        let producers: Vec<_> = (0..PARTITIONS)
+        let (producers, acks): (Vec<_>, Vec<_>) = (0..PARTITIONS)
             .map(|partition| {
                 let first_id = (round * 10 + u64::from(partition)) * 1_000_000;
-                tokio::spawn(produce_until_gone(addr, partition, first_id))
+                let (acks, counted) = watch::channel(0);
+                let producer = tokio::spawn(produce_until_gone(addr, partition, first_id, acks));
+                (producer, counted)
             })
-            .collect();
-        // Let them get acknowledgements, then kill the server mid-produce.
-        tokio::time::sleep(Duration::from_millis(150 + 37 * round)).await;
+            .unzip();
+        // Let each get a varying number of acknowledgements, then kill the
+        // server in the middle of the next produces. Counted, not timed: a
+        // busy machine (or a slow fsync) changes how long this takes, not
+        // what the test sees.
+        let wanted = 1 + (round * 7919) as usize % 20;
+        for (partition, mut counted) in (0..).zip(acks) {
+            tokio::time::timeout(GENEROUS, counted.wait_for(|&n| n >= wanted))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("partition {partition}: {wanted} acks within {GENEROUS:?}")
+                })
+                .unwrap_or_else(|_| {
+                    panic!("partition {partition}: producer stopped before {wanted} acks")
+                });
+        }
         assert_eq!(server.kill().unwrap().signal(), Some(9));
         for producer in producers {
             let got = producer.await.unwrap();

@@ -23,13 +23,15 @@ fn batch(n: u64) -> ReceivedBatch {
     ReceivedBatch::validate(bytes, 0).unwrap()
 }
 
-fn partition(dir: &std::path::Path, fsync: FsyncPolicy) -> Partition {
+/// A partition opened at `opened`, which counts as its last sync: every time a
+/// test passes afterwards is measured from this instant, never from the clock.
+fn partition(dir: &std::path::Path, fsync: FsyncPolicy, opened: Instant) -> Partition {
     let config = Config {
         flush_count: 10,
         flush_bytes: 1 << 20,
         ..Config::new(fsync)
     };
-    Partition::open(dir, config, Instant::now()).unwrap()
+    Partition::open(dir, config, opened).unwrap()
 }
 
 fn status(durable: u64, next_offset: u64) -> Status {
@@ -44,7 +46,7 @@ fn status(durable: u64, next_offset: u64) -> Status {
 #[test]
 fn fsync_always_is_durable_before_the_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = partition(dir.path(), FsyncPolicy::Always);
+    let mut p = partition(dir.path(), FsyncPolicy::Always, Instant::now());
     for n in 0..3 {
         let appended = p.append(&mut batch(2), 1, Instant::now()).unwrap();
         assert_eq!(
@@ -58,8 +60,8 @@ fn fsync_always_is_durable_before_the_answer() {
 #[test]
 fn fsync_every_batch_syncs_when_a_threshold_passes_and_the_saver_syncs_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = partition(dir.path(), FsyncPolicy::EveryBatch);
     let now = Instant::now();
+    let mut p = partition(dir.path(), FsyncPolicy::EveryBatch, now);
     for _ in 0..3 {
         assert!(!p.append(&mut batch(3), 1, now).unwrap().durable);
     }
@@ -92,8 +94,10 @@ fn fsync_every_batch_threshold_in_bytes() {
 fn fsync_interval_syncs_only_when_due() {
     let dir = tempfile::tempdir().unwrap();
     let every = Duration::from_millis(100);
-    let mut p = partition(dir.path(), FsyncPolicy::Interval(every));
-    let start = Instant::now(); // after the open, which counts as the last sync
+    // The open counts as the last sync, at `start`: the times below are
+    // `start` plus what the test says, however long the open itself took.
+    let start = Instant::now();
+    let mut p = partition(dir.path(), FsyncPolicy::Interval(every), start);
     assert!(!p.append(&mut batch(20), 1, start).unwrap().durable);
     p.tick(start + every / 2).unwrap();
     assert_eq!(p.status(), status(0, 20));
@@ -106,8 +110,8 @@ fn fsync_interval_syncs_only_when_due() {
 #[test]
 fn fsync_never_never_syncs_but_flush_does() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = partition(dir.path(), FsyncPolicy::Never);
     let now = Instant::now();
+    let mut p = partition(dir.path(), FsyncPolicy::Never, now);
     assert!(!p.append(&mut batch(50), 1, now).unwrap().durable);
     p.tick(now + Duration::from_secs(3600)).unwrap();
     assert!(!p.needs_tick(now + Duration::from_secs(3600)));
@@ -138,7 +142,7 @@ fn full_log_refuses_the_whole_batch_and_keeps_serving() {
 #[test]
 fn read_returns_the_stored_bytes_cut_to_the_caps() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = partition(dir.path(), FsyncPolicy::Never);
+    let mut p = partition(dir.path(), FsyncPolicy::Never, Instant::now());
     p.append(&mut batch(10), 42, Instant::now()).unwrap();
     let all = p.read(0, 100, usize::MAX).unwrap();
     assert_eq!((all.count, all.records.len()), (10, 10 * RECORD));

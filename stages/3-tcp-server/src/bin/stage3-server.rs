@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use stage2_batching::FsyncPolicy;
-use stage3_tcp_server::{Server, StreamsConfig};
+use stage3_tcp_server::{Server, StopSignals, StreamsConfig};
 
 #[derive(Parser)]
 #[command(about = "Rivulet stage 3: streams over TCP behind Arc<RwLock<_>>")]
@@ -29,6 +29,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Caught before `listening on` is printed: whoever reads that line may
+    // send SIGTERM at once, and it must find the handler (see StopSignals).
+    let signals = StopSignals::catch()?;
     let config = StreamsConfig::new(&args.data, args.fsync);
     let server = Server::start(args.listen, config).await.with_context(|| {
         format!(
@@ -38,6 +41,6 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     println!("listening on {}", server.addr());
-    server.run_until_signal().await?;
+    server.run_until_signal(signals).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use stage2_batching::FsyncPolicy;
+use stage3_tcp_server::StopSignals;
 use stage4_partitions::TopicsConfig;
 
 #[derive(Parser)]
@@ -28,6 +29,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Caught before `listening on` is printed: whoever reads that line may
+    // send SIGTERM at once, and it must find the handler (see StopSignals).
+    let signals = StopSignals::catch()?;
     let server = stage4_partitions::start(args.listen, TopicsConfig::new(&args.data, args.fsync))
         .await
         .with_context(|| {
@@ -38,6 +42,6 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
     println!("listening on {}", server.addr());
-    server.run_until_signal().await?;
+    server.run_until_signal(signals).await?;
     Ok(())
 }
