@@ -173,7 +173,8 @@ fn corrupt_flipped_bit_in_middle_record_is_reported_not_served() {
         }
 
         // Trusted by the index (not walked at open): found by the poll that
-        // reaches it, which refuses to serve it; records around it are served.
+        // reaches it, which refuses to serve it; records around it are served,
+        // the good ones before it by that same poll.
         let dir = tempfile::tempdir().unwrap();
         make_partition(dir.path()).await;
         patch(&log(dir.path()), |bytes| {
@@ -181,7 +182,18 @@ fn corrupt_flipped_bit_in_middle_record_is_reported_not_served() {
         });
         let partition = Partition::open(dir.path(), test_config()).await.unwrap();
         assert_eq!(partition.status().next_offset, 4);
-        match partition.poll(0, 10).await {
+        let before = partition.poll(0, 10).await.unwrap();
+        assert_eq!(
+            (before.first_offset, before.count),
+            (0, 1),
+            "record 0, not the bad one"
+        );
+        assert_eq!(
+            before.bytes.len() as u64,
+            MIDDLE_AT,
+            "exactly record 0's bytes"
+        );
+        match partition.poll(1, 10).await {
             Err(Error::Corrupt {
                 segment, position, ..
             }) => {

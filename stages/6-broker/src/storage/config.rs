@@ -13,9 +13,17 @@ use crate::storage::aligned::ALIGN;
 /// the key that does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Bytes per segment file, preallocated when the segment is created. A
-    /// multiple of 4096, and at most 4 GiB (index positions are `u32`).
+    /// Bytes of records per segment: where it rolls over to the next one.
+    /// A multiple of 4096, and at most 4 GiB (index positions are `u32`).
+    /// The file is allocated up to it in steps of `preallocate_step`.
     pub segment_size: u64,
+    /// The unit a segment's file grows in: a new segment's file is
+    /// allocated this many bytes (or `segment_size`, if smaller), and an
+    /// append that would reach past the allocated length first grows it by
+    /// as much as it holds, from one step to sixteen, committing the new
+    /// length once (see [`crate::storage::segment::growth_target`]). So an
+    /// idle partition takes one step of disk. A multiple of 4096.
+    pub preallocate_step: u64,
     /// Open segments with `O_DIRECT`: writes and reads go between the aligned
     /// buffers and the device, past the page cache. Off, the same code makes
     /// the same calls through the page cache, to measure the difference.
@@ -39,8 +47,9 @@ pub struct Config {
     /// many bytes, its oldest sealed segments are deleted, whole, until they
     /// do not (the active segment is never deleted). `None` keeps everything.
     /// At least one `segment_size`. Counted in bytes of records, as
-    /// `PartitionInfo::bytes` shows them; the disk holds up to one segment
-    /// file more, as the active segment is preallocated whole.
+    /// `PartitionInfo::bytes` shows them; the disk holds a little more, as
+    /// each file is allocated ahead of its records (by at most 16
+    /// `preallocate_step`s, 64 MiB by default).
     pub retention_bytes: Option<u64>,
     /// Retention by age: a sealed segment whose newest record is older than
     /// this is deleted, whole (so records live at least this long, and up to
@@ -55,6 +64,14 @@ impl Default for Config {
             // Iggy's default: few enough files for years of data, small enough
             // that retention frees space in useful steps.
             segment_size: 1 << 30,
+            // What an idle partition costs the disk: a few MiB, so a topic
+            // of a thousand partitions asks for 4 GiB, not a terabyte. Busy
+            // files grow by what they hold, up to 16 steps (64 MiB) at once,
+            // so a small first step costs a busy partition a few grows more,
+            // not a grow per write (see `segment::growth_target`). Rejected:
+            // 1 MiB, as small as a write; 64 MiB, a busy file's growth, for
+            // every idle partition.
+            preallocate_step: 4 << 20,
             direct_io: true,
             // What a durable broker promises per produce request.
             fsync: FsyncPolicy::EveryBatch,
@@ -100,6 +117,15 @@ impl Config {
                 format!(
                     "must be below 4 GiB (index positions are u32), got {}",
                     self.segment_size
+                ),
+            );
+        }
+        if self.preallocate_step == 0 || !self.preallocate_step.is_multiple_of(ALIGN as u64) {
+            return fail(
+                "preallocate_step",
+                format!(
+                    "must be a positive multiple of {ALIGN} (files grow in whole blocks), got {}",
+                    self.preallocate_step
                 ),
             );
         }
@@ -159,10 +185,12 @@ mod tests {
     #[test]
     fn config_bad_values_are_refused_by_key() {
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 9] = [
+        let cases: [(&str, Spoil); 11] = [
             ("segment_size", |c| c.segment_size = 4097),
             ("segment_size", |c| c.segment_size = 0),
             ("segment_size", |c| c.segment_size = 8 << 30),
+            ("preallocate_step", |c| c.preallocate_step = 0),
+            ("preallocate_step", |c| c.preallocate_step = 5000),
             ("flush_count", |c| c.flush_count = 0),
             ("flush_bytes", |c| c.flush_bytes = 0),
             ("saver_interval", |c| c.saver_interval = Duration::ZERO),

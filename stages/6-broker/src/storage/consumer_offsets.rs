@@ -21,6 +21,21 @@
 //!
 //! When a store is durable is the partition's decision (its fsync policy, see
 //! [`crate::storage::partition`]); this module writes, and syncs when told to.
+//!
+//! **Sync order: an offset never reaches the file before the records it
+//! points past are safe.** A consumer commits what it read, and it may read
+//! records that are acknowledged but not yet synced (or, with Direct I/O, not
+//! yet written from the partition's buffer). Were the commit written at
+//! once, a crash could keep the commit and lose the records: the consumer
+//! would come back past the end of the log and skip every message produced
+//! after the restart until the log grew past its offset. So a store is
+//! visible to reads at once, but an offset above the partition's safe
+//! watermark (what [`ConsumerOffsets::store`] is given) is *held* in memory
+//! and written by [`ConsumerOffsets::release`] once the records below it are
+//! safe. Rejected: syncing the records on every commit that points past
+//! them, which would make a consumer's commit pay a sync the producer's
+//! policy chose not to. A crash loses the held commits; the consumer then
+//! reads those records again (at least once, never past the log).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,7 +74,12 @@ pub struct ConsumerOffsets {
     dir: PathBuf,
     path: PathBuf,
     file: File,
+    /// What reads see: every store, held ones included.
     offsets: BTreeMap<String, u64>,
+    /// What the file says (or will, once synced): no held store in it.
+    persisted: BTreeMap<String, u64>,
+    /// Stores above the safe watermark, waiting for their records.
+    held: BTreeMap<String, u64>,
     /// Bytes of valid entries in the file: where the next one goes.
     len: u64,
     /// Entries written since the last sync.
@@ -104,6 +124,8 @@ impl ConsumerOffsets {
             dir: dir.to_path_buf(),
             path,
             file,
+            persisted: offsets.clone(),
+            held: BTreeMap::new(),
             offsets,
             len,
             unsynced: false,
@@ -129,13 +151,68 @@ impl ConsumerOffsets {
         self.unsynced
     }
 
+    /// Offsets past `next_offset` (the log's end after recovery) brought
+    /// back to it: what a store written before the sync-order rule, or a log
+    /// cut by recovery, can leave. The second line of defence behind the
+    /// sync order; each one is returned, `(consumer, stored, now)`, for the
+    /// partition to log.
+    pub async fn clamp(&mut self, next_offset: u64) -> Result<Vec<(String, u64, u64)>, Error> {
+        let past: Vec<(String, u64)> = self
+            .offsets
+            .iter()
+            .filter(|(_, offset)| **offset > next_offset)
+            .map(|(name, offset)| (name.clone(), *offset))
+            .collect();
+        for (name, _) in &past {
+            self.store(name, next_offset, next_offset).await?;
+        }
+        Ok(past
+            .into_iter()
+            .map(|(name, stored)| (name, stored, next_offset))
+            .collect())
+    }
+
     // ANCHOR: store
-    /// Stores `offset` for `consumer`: one entry appended to the file (not
-    /// synced: see [`ConsumerOffsets::sync`]), or a compaction if the file has
-    /// grown past its bound.
-    pub async fn store(&mut self, consumer: &str, offset: u64) -> Result<(), Error> {
+    /// Stores `offset` for `consumer`, seen by reads at once. If the records
+    /// below it are safe (`offset <= safe`, the partition's watermark), one
+    /// entry is appended to the file (not synced: see
+    /// [`ConsumerOffsets::sync`]), or the file is compacted if it has grown
+    /// past its bound; if not, the store is held until
+    /// [`ConsumerOffsets::release`] (see the module docs).
+    pub async fn store(&mut self, consumer: &str, offset: u64, safe: u64) -> Result<(), Error> {
         check_consumer_name(consumer)?;
         self.offsets.insert(consumer.to_string(), offset);
+        if offset > safe {
+            self.held.insert(consumer.to_string(), offset);
+            return Ok(());
+        }
+        self.held.remove(consumer);
+        self.persist(consumer, offset).await
+    }
+
+    /// Writes the held stores that the records now cover (`safe`, the
+    /// partition's new watermark), before the partition syncs this file.
+    pub async fn release(&mut self, safe: u64) -> Result<(), Error> {
+        let ready: Vec<(String, u64)> = self
+            .held
+            .iter()
+            .filter(|(_, offset)| **offset <= safe)
+            .map(|(name, offset)| (name.clone(), *offset))
+            .collect();
+        for (name, offset) in ready {
+            self.held.remove(&name);
+            self.persist(&name, offset).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores held until their records are safe.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    async fn persist(&mut self, consumer: &str, offset: u64) -> Result<(), Error> {
+        self.persisted.insert(consumer.to_string(), offset);
         self.unsynced = true;
         let compact = self.damaged
             || (self.len > COMPACT_MIN_BYTES && self.len > COMPACT_RATIO * self.live_bytes());
@@ -183,7 +260,7 @@ impl ConsumerOffsets {
     }
 
     fn live_bytes(&self) -> u64 {
-        self.offsets
+        self.persisted
             .keys()
             .map(|name| (ENTRY_OVERHEAD + name.len()) as u64)
             .sum()
@@ -197,7 +274,9 @@ impl ConsumerOffsets {
     /// durable once it returns.
     async fn compact(&mut self) -> Result<(), Error> {
         let mut bytes = Vec::with_capacity(self.live_bytes() as usize);
-        for (name, &offset) in &self.offsets {
+        // The persisted view only: a held store must not reach the file
+        // through a compaction either.
+        for (name, &offset) in &self.persisted {
             encode(&mut bytes, name, offset);
         }
         let len = bytes.len() as u64;

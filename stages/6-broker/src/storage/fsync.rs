@@ -16,8 +16,10 @@ use std::time::Duration;
 pub enum FsyncPolicy {
     /// Every append is written and synced before it is acknowledged.
     Always,
-    /// Every batch (a produce request) is written and synced before it is
-    /// acknowledged.
+    /// Records wait in memory until a batch is full (`flush_count` records
+    /// or `flush_bytes`) or the saver runs; each batch is written and synced
+    /// as one. An append's answer says whether its records are synced yet
+    /// (`durable`): a small produce is answered before its batch is.
     EveryBatch,
     /// Writes are synced by the background saver at most this often; an
     /// acknowledged append may be lost if the machine fails within this long.

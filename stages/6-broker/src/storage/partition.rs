@@ -31,15 +31,17 @@
 //! - a write or sync error is never retried: the partition refuses every
 //!   later write ([`Error::Failed`]), and reopening it recovers from what is
 //!   on disk;
-//! - a full disk when the next segment is created is not a failure: nothing
-//!   was written, so the batch is refused with [`Error::NoSpace`], the
-//!   half-made segment's files are removed, the active segment stays active
-//!   and intact, and a later append succeeds once space is freed (retention
-//!   runs from [`Partition::tick`]). The index files are written through the
-//!   page cache and can meet a full disk at any write: they are derived data
-//!   (recovery rebuilds them from the log), so their entries stay in memory
-//!   and are written again later, except when a segment is sealed, which
-//!   needs them on disk and refuses the batch with `NoSpace` instead;
+//! - a full disk when the next segment is created, or when the active
+//!   segment's file grows by its next step (see [`crate::storage::segment`]),
+//!   is not a failure: nothing was written, so the batch is refused with
+//!   [`Error::NoSpace`] (a half-made segment's files are removed), the
+//!   active segment stays active and intact, and a later append succeeds
+//!   once space is freed (retention runs from [`Partition::tick`]). The
+//!   index files are written through the page cache and can meet a full
+//!   disk at any write: they are derived data (recovery rebuilds them from
+//!   the log), so their entries stay in memory and are written again later,
+//!   except when a segment is sealed, which needs them on disk and refuses
+//!   the batch with `NoSpace` instead;
 //! - a poll serves only records whose checksum it has just verified.
 //!
 //! Retention ([`crate::storage::retention`]) deletes whole sealed segments from the
@@ -65,6 +67,7 @@
 //! so flush one before this process opens it again (the broker does at
 //! shutdown).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -105,6 +108,7 @@ impl IndexedSegment {
             dir,
             base,
             config.segment_size,
+            config.preallocate_step,
             config.direct_io,
             config.write_buffer_bytes(),
         )
@@ -205,6 +209,9 @@ pub struct Partition {
     /// Index entries could not be written for lack of space: said once in
     /// the log, until a write succeeds again.
     indexes_behind: bool,
+    /// Where the last poll that found a damaged record found it: said in
+    /// the log once, not at every poll that meets it.
+    reported_corruption: Cell<Option<u64>>,
 }
 // ANCHOR_END: partition
 
@@ -264,7 +271,17 @@ impl Partition {
             ),
             None => (0, 0),
         };
-        let consumer_offsets = ConsumerOffsets::open(dir).await?;
+        let mut consumer_offsets = ConsumerOffsets::open(dir).await?;
+        // Never past the log: the sync order keeps an offset from reaching
+        // its file before its records, and this catches what slipped past it
+        // (an older version's file, a log recovery cut short).
+        for (consumer, stored, now) in consumer_offsets.clamp(next_offset).await? {
+            tracing::warn!(
+                "{}: consumer {consumer:?}'s stored offset {stored} is past the log's end; \
+                 set to {now}",
+                dir.display()
+            );
+        }
         Ok(Partition {
             dir: dir.to_path_buf(),
             config,
@@ -280,6 +297,7 @@ impl Partition {
             consumer_offsets,
             sync_observer: SyncObserver::default(),
             indexes_behind: false,
+            reported_corruption: Cell::new(None),
         })
     }
     // ANCHOR_END: open
@@ -310,6 +328,14 @@ impl Partition {
         }
         if bytes > self.active().log.room() {
             self.roll_over().await?;
+        }
+        // Room in the file first, before anything is stamped or buffered: a
+        // full disk at the segment's next step refuses this batch and fails
+        // nothing. Any other error (its sync's) fails the partition.
+        match self.active_mut().log.reserve(bytes).await {
+            Ok(()) => {}
+            Err(error @ Error::NoSpace { .. }) => return Err(error),
+            Err(error) => return Err(self.fail(error)),
         }
         let first = self.next_offset;
         let timestamp = timestamp.max(self.last_timestamp);
@@ -394,7 +420,31 @@ impl Partition {
         if let Err(error) = self.active_mut().log.complete().await {
             return Err(self.fail(error));
         }
+        if self.config.fsync == FsyncPolicy::Never {
+            // Under `never` the records are as safe as they get once written.
+            self.release_consumer_offsets().await;
+        }
         Ok(())
+    }
+
+    /// The offset below which records are safe for a consumer offset to
+    /// point past: synced, or (under `never`, which syncs nothing) written.
+    fn safe_offset(&self) -> u64 {
+        match self.config.fsync {
+            FsyncPolicy::Never => self.written,
+            _ => self.durable,
+        }
+    }
+
+    /// Writes the consumer offsets held until the records below them were
+    /// safe (see [`crate::storage::consumer_offsets`]). A failure is the
+    /// offsets file's, not the records': it is said, and the file is
+    /// rewritten whole at its next store or sync.
+    async fn release_consumer_offsets(&mut self) {
+        let safe = self.safe_offset();
+        if let Err(error) = self.consumer_offsets.release(safe).await {
+            tracing::warn!("{}: {error}", self.dir.display());
+        }
     }
 
     /// [`Partition::write`], returning with the write still in flight.
@@ -466,7 +516,9 @@ impl Partition {
         }
         self.durable = self.written;
         self.last_sync = Instant::now();
-        // Records came first; a consumer offsets error is not theirs to fail.
+        // Records came first; the offsets that waited for them follow. A
+        // consumer offsets error is not the records' to fail.
+        self.release_consumer_offsets().await;
         if let Err(error) = self.sync_consumer_offsets().await {
             tracing::warn!("{}: {error}", self.dir.display());
         }
@@ -591,8 +643,9 @@ impl Partition {
         }
         // A full disk here is said as such; the offsets file is rewritten
         // whole at the next store or sync (see `crate::storage::consumer_offsets`).
+        let safe = self.safe_offset();
         self.consumer_offsets
-            .store(consumer, offset)
+            .store(consumer, offset, safe)
             .await
             .map_err(Error::into_no_space)?;
         if self.config.fsync == FsyncPolicy::Always {
@@ -663,15 +716,48 @@ impl Partition {
             .offsets
             .position(relative + count)
             .unwrap_or(segment.log.end());
-        let bytes = segment.log.read(start, end, buf).await?;
-        verify(&bytes, offset, count, &segment.log, start)?;
+        let mut bytes = segment.log.read(start, end, buf).await?;
+        let (good, good_len) = match verify(&bytes, offset, count, &segment.log, start) {
+            Ok(()) => (count, bytes.len()),
+            Err(Checked {
+                good,
+                good_len,
+                error,
+            }) => {
+                self.report_corruption(&error);
+                if good == 0 {
+                    // The first record asked for is the bad one: the
+                    // consumer is told, and nothing is served.
+                    return Err(error);
+                }
+                (good, good_len)
+            }
+        };
+        // The good records before a bad one are served: the consumer gets
+        // them now, and the error at the bad record on its next poll.
+        bytes.truncate(good_len);
         Ok(Polled {
             first_offset: offset,
-            count,
+            count: good,
             bytes,
         })
     }
     // ANCHOR_END: poll
+
+    /// Says, once per damaged place, that a poll found a record that fails
+    /// its checksum: a consumer retrying the same poll must not flood the log.
+    fn report_corruption(&self, error: &Error) {
+        let Error::Corrupt { position, .. } = error else {
+            return;
+        };
+        if self.reported_corruption.replace(Some(*position)) != Some(*position) {
+            tracing::error!(
+                "{}: {error}; the records before it are served. To repair: stop the server, \
+                 copy this partition's folder aside, and restore it from a backup",
+                self.dir.display()
+            );
+        }
+    }
 
     /// The offset of the first record appended at `timestamp` (µs since the
     /// UNIX epoch) or later, if there is one.
@@ -797,20 +883,31 @@ impl Partition {
 
 /// Checks that `bytes` are `count` whole records with offsets from `first`,
 /// each with a matching checksum: the last check before they are served.
+/// Where [`verify`] stopped: the good records before the first bad one, and why.
+struct Checked {
+    good: u64,
+    good_len: usize,
+    error: Error,
+}
+
 fn verify(
     bytes: &StoredBytes,
     first: u64,
     count: u64,
     log: &Segment,
     start: u64,
-) -> Result<(), Error> {
+) -> Result<(), Checked> {
     let bytes = bytes.as_slice();
     let mut at = 0;
     for expected in first..first + count {
-        let corrupt = |reason: String| Error::Corrupt {
-            segment: log.path().to_path_buf(),
-            position: start + at as u64,
-            reason,
+        let corrupt = |reason: String| Checked {
+            good: expected - first,
+            good_len: at,
+            error: Error::Corrupt {
+                segment: log.path().to_path_buf(),
+                position: start + at as u64,
+                reason,
+            },
         };
         let header = header_at(bytes.get(at..).unwrap_or_default())
             .ok_or_else(|| corrupt(format!("record {expected} is cut short")))?;
@@ -826,10 +923,14 @@ fn verify(
         at += len;
     }
     if at != bytes.len() {
-        return Err(Error::Corrupt {
-            segment: log.path().to_path_buf(),
-            position: start + at as u64,
-            reason: "bytes after the last record polled".to_string(),
+        return Err(Checked {
+            good: count,
+            good_len: at,
+            error: Error::Corrupt {
+                segment: log.path().to_path_buf(),
+                position: start + at as u64,
+                reason: "bytes after the last record polled".to_string(),
+            },
         });
     }
     Ok(())

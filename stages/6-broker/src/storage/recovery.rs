@@ -15,10 +15,15 @@
 //! > time index one entry per timestamp increase; nothing but zeros follows
 //! > the last record of the active segment.
 //!
-//! The segment file is preallocated to its full size, so its length says
-//! nothing about where the records end: the end is found by walking records
-//! and checking checksums. The walk starts at the last index entry that can
-//! be trusted, so a healthy reopen reads and verifies one batch, not the log:
+//! The segment file is allocated ahead of its records, a step at a time (see
+//! [`crate::storage::segment`]), so its length says only that the records
+//! end at or before it: the end is found by walking records and checking
+//! checksums. A file shorter than the segment size is normal, active or
+//! sealed, whatever point of a grow a crash interrupted: the end of the
+//! file reads like the zeros of its never-written part, and the active
+//! segment grows again as appends need. The walk starts at the last index
+//! entry that can be trusted, so a healthy reopen reads and verifies one
+//! batch, not the log:
 //! - the **trusted prefix** of the offset index is the entries that start at
 //!   0, grow by at least a header each, and point inside the file; of the time
 //!   index, the entries that start at relative offset 0 and grow in both
@@ -26,9 +31,9 @@
 //!   either, so both are rebuilt from there;
 //! - each record walked must have a whole header, fit in the file, carry the
 //!   expected offset and a matching crc32c. The walk ends cleanly at a header
-//!   of 32 zero bytes (the preallocated, never-written part: a record's header
+//!   of 32 zero bytes (the allocated, never-written part: a record's header
 //!   is never all zeros, its checksum covers a non-zero timestamp) or at the
-//!   end of the file;
+//!   end of the file, which is the same thing;
 //! - a record that fails is a **torn tail** if no valid record follows it:
 //!   the log ends before it, and its remains are overwritten with zeros and
 //!   synced, so that no later recovery can mistake them for records. If a valid
@@ -52,7 +57,7 @@
 //!   reached the disk looks the same, and reading the rest of every segment
 //!   at every start to tell them apart would cost more than it catches. A torn
 //!   record (not zeros) is followed by that look, once: the rest of the segment
-//!   is read, up to its whole size;
+//!   is read, up to the end of its file;
 //! - a payload that happens to contain a whole valid record with a later
 //!   offset makes a torn tail look like corruption. The partition then refuses
 //!   to open, which loses nothing.
@@ -110,24 +115,23 @@ pub(crate) async fn recover_segment(
     report: &mut RecoveryReport,
 ) -> Result<IndexedSegment, Error> {
     let path = dir.join(file_name(base, LOG_EXTENSION));
-    let mut log = Segment::open(&path, base, config.direct_io).await?;
+    // Any length will do, even none (a crash between creating the file and
+    // its first step): the walk stops at the end of the file, and the
+    // active segment's next append grows it.
+    let mut log = Segment::open(
+        &path,
+        base,
+        config.segment_size,
+        config.preallocate_step,
+        config.direct_io,
+    )
+    .await?;
     let sealed_count = next_base.map(|next| next.saturating_sub(base));
-    if sealed_count.is_none() {
-        // A crash between creating the file and preallocating it leaves it short.
-        log.ensure_size(config.segment_size).await?;
-    }
-    if !log.size().is_multiple_of(ALIGN as u64) {
-        return Err(corrupt(
-            &log,
-            log.size(),
-            "the file is not whole 4096-byte blocks",
-        ));
-    }
     let mut offsets = OffsetIndex::open(&dir.join(file_name(base, OFFSET_INDEX_EXTENSION))).await?;
     let mut times = TimeIndex::open(&dir.join(file_name(base, TIME_INDEX_EXTENSION))).await?;
     let (loaded, loaded_times) = (offsets.len() as u64, times.len() as u64);
 
-    let trusted = trusted_positions(offsets.entries(), log.size(), sealed_count);
+    let trusted = trusted_positions(offsets.entries(), log.allocated(), sealed_count);
     let trusted_times = trusted_times(times.entries(), trusted);
     let start = walk_start(
         trusted,
@@ -277,7 +281,7 @@ async fn walk(
             torn: None,
             verified,
         };
-        if limit.is_some_and(|limit| relative >= limit) || position + header_len > log.size() {
+        if limit.is_some_and(|limit| relative >= limit) || position + header_len > log.allocated() {
             return Ok(clean);
         }
         let bytes = window.get(log, position, RECORD_HEADER_LEN).await?;
@@ -289,7 +293,7 @@ async fn walk(
         };
         let expected = log.base_offset() + relative;
         let len = header.record_len();
-        let valid = position + len <= log.size()
+        let valid = position + len <= log.allocated()
             && header.offset == expected
             && checksum_matches(window.get(log, position, len as usize).await?);
         if !valid {
@@ -336,11 +340,11 @@ async fn scan_after(log: &Segment, bad_at: u64, expected: u64) -> Result<Scan, E
     let mut records = Window::default();
     let mut nonzero_end = bad_at;
     let mut chunk = align_down_u64(bad_at);
-    while chunk < log.size() {
-        let chunk_len = (log.size() - chunk).min(WINDOW as u64) as usize;
+    while chunk < log.allocated() {
+        let chunk_len = (log.allocated() - chunk).min(WINDOW as u64) as usize;
         // One block more than the chunk, so a header that starts in the chunk
         // is whole in the bytes read.
-        let read_len = (log.size() - chunk).min((WINDOW + ALIGN) as u64) as usize;
+        let read_len = (log.allocated() - chunk).min((WINDOW + ALIGN) as u64) as usize;
         let bytes = window.get(log, chunk, read_len).await?;
         for block in (0..chunk_len).step_by(ALIGN) {
             if bytes[block..block + ALIGN].iter().all(|&b| b == 0) {
@@ -349,7 +353,7 @@ async fn scan_after(log: &Segment, bad_at: u64, expected: u64) -> Result<Scan, E
             nonzero_end = chunk + (block + ALIGN) as u64;
             for i in block..block + ALIGN {
                 let at = chunk + i as u64;
-                if at <= bad_at || at + header_len > log.size() {
+                if at <= bad_at || at + header_len > log.allocated() {
                     continue;
                 }
                 let Some(header) = header_at(&bytes[i..]) else {
@@ -362,7 +366,7 @@ async fn scan_after(log: &Segment, bad_at: u64, expected: u64) -> Result<Scan, E
                     continue;
                 }
                 let len = header.record_len();
-                if at + len > log.size() {
+                if at + len > log.allocated() {
                     continue;
                 }
                 if checksum_matches(records.get(log, at, len as usize).await?) {
@@ -402,7 +406,7 @@ impl Window {
             old => {
                 let start = align_down_u64(position);
                 let want = align_up((position - start) as usize + len).max(WINDOW);
-                let want = want.min((log.size() - start) as usize);
+                let want = want.min((log.allocated() - start) as usize);
                 let buf = match old {
                     Some(buf) => buf,
                     None => AlignedBuf::with_capacity(want)?,

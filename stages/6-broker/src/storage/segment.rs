@@ -1,18 +1,36 @@
-//! One segment: a preallocated file of records, written with Direct I/O in
-//! whole blocks, and read back through aligned buffers.
+//! One segment: a file of records allocated ahead of them in steps, written
+//! with Direct I/O in whole blocks, and read back through aligned buffers.
 //!
 //! The file is named by the offset of its first record
 //! (`00000000000000000000.log`, 20 digits so names sort as numbers) and holds
 //! records in stage 4's format, bytes as they arrived, one after the other.
 //!
 //! Invariants:
-//! - **The file has its full size from birth.** It is preallocated with
-//!   `fallocate` (mode 0, not `KEEP_SIZE`) to the configured segment size, so
-//!   no append ever changes its size, and `fdatasync` never has a new file
-//!   length to commit. The price: the file's length says nothing about where
-//!   the records end. Recovery finds the end by walking records and checking
-//!   their checksums, and the zeros of the preallocated, never-written part
-//!   are what "no record here" looks like (see [`crate::storage::recovery`]).
+//! - **The file is allocated ahead of the records, one step at a time.** A
+//!   segment has a *capacity* (the configured segment size: where it rolls
+//!   over) and a file length, its *allocated* part. A new file gets its first
+//!   step (`Config::preallocate_step`, at most the capacity) with `fallocate`
+//!   (mode 0, not `KEEP_SIZE`); before an append's bytes would reach past the
+//!   allocated length, the file grows, by as much as it holds (one step, then
+//!   two, four, up to sixteen at once: [`growth_target`]), and one
+//!   `sync_all` commits the new length before any record is written there.
+//!   So records always lie inside a length already on disk, and the
+//!   `fdatasync` that covers them never has a new file length to commit: the
+//!   size changes a few times per segment, not once per write. An idle
+//!   partition costs its first step (4 MiB by default). Rejected: the whole
+//!   segment up front, which gave a file the full capacity from birth and so
+//!   made an idle partition cost a gigabyte (a 1024-partition topic asked
+//!   the disk for a terabyte before it held a record); and a file that grows
+//!   with every write, which makes every sync commit a new length, the cost
+//!   stage 2 measured.
+//! - **The file's length says where the records may end, not where they
+//!   do.** Recovery finds the end by walking records and checking their
+//!   checksums, and the zeros of the allocated, never-written part and the
+//!   end of the file both mean "no record here" (see
+//!   [`crate::storage::recovery`]). A file shorter than its capacity is
+//!   normal, for the active segment and for a sealed one (sealed where its
+//!   next batch did not fit), and so is any length a crash in the middle of
+//!   a grow leaves: the records are below the length committed before them.
 //! - **Every write is whole 4096-byte blocks at a 4096-aligned position, from
 //!   an aligned buffer** ([`AlignedBuf`]). The records rarely end on a block
 //!   boundary, so the last, partial block (the *tail block*) stays in memory
@@ -48,7 +66,10 @@
 //! Deliberate simplifications: a segment has one write in flight at a time
 //! (more would need the tail block kept out of all but one of them); reads
 //! allocate nothing when given a buffer, but the buffer is copied into from
-//! the tail rather than shared with it. A segment dropped with a write in
+//! the tail rather than shared with it. The file grows on the append that
+//! needs the room, in that append's time (a grow in the background, ahead
+//! of need, would keep the write in flight overlapped, at the price of a
+//! task and its errors to manage). A segment dropped with a write in
 //! flight lets it finish on its own, so a partition must be flushed before it
 //! is dropped and opened again by the same process (the broker flushes at
 //! shutdown): otherwise the late write could land after the reopening's
@@ -88,6 +109,10 @@ pub fn parse_file_name(name: &str, extension: &str) -> Option<u64> {
     }
     digits.parse().ok()
 }
+
+/// The most a file grows by at once, in steps: 16 of the default 4 MiB,
+/// 64 MiB (see [`growth_target`]).
+pub const MAX_GROWTH_STEPS: u64 = 16;
 
 /// The largest write of zeros when a torn write is erased.
 const ERASE_CHUNK: usize = 1 << 20;
@@ -131,6 +156,12 @@ impl StoredBytes {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// Keeps the first `len` bytes (a poll that serves the good records
+    /// before a damaged one).
+    pub fn truncate(&mut self, len: usize) {
+        self.end = self.start + len.min(self.len());
     }
 
     /// The buffer, for the next read.
@@ -247,8 +278,14 @@ pub struct Segment {
     path: PathBuf,
     base_offset: u64,
     file: File,
-    /// The file's size: fixed at creation.
-    size: u64,
+    /// Where the segment rolls over: records never pass it (the configured
+    /// segment size).
+    capacity: u64,
+    /// The file's length, whole blocks, grown `step` at a time up to
+    /// `capacity`: every byte appended lies below it.
+    allocated: u64,
+    /// How much the file grows at a time: a multiple of 4096.
+    step: u64,
     /// Where the records end (written or buffered).
     end: u64,
     /// The write buffer, for the active segment; `None` once sealed.
@@ -287,29 +324,26 @@ struct ReadAhead {
 // ANCHOR_END: read_ahead
 
 impl Segment {
-    /// Creates the segment starting at `base_offset` in `dir`, preallocated
-    /// to `size` bytes, with a write buffer of `buffer_bytes`.
+    /// Creates the segment starting at `base_offset` in `dir`, for up to
+    /// `capacity` bytes of records, its file allocated `step` bytes at a time
+    /// (the first step now), with a write buffer of `buffer_bytes`.
     pub async fn create(
         dir: &Path,
         base_offset: u64,
-        size: u64,
+        capacity: u64,
+        step: u64,
         direct_io: bool,
         buffer_bytes: usize,
     ) -> Result<Segment, Error> {
         let path = dir.join(file_name(base_offset, LOG_EXTENSION));
         let file = open_file(&path, direct_io, true).await?;
-        preallocate(&file, &path, size).await?;
-        // The new size and extents, once, so that later syncs are `fdatasync`s
-        // with no metadata of their own to commit...
-        file.sync_all().await.at(&path)?;
-        // ... and the directory entry: without it a power cut can lose the
-        // whole file, synced records and all.
-        sync_dir(dir).await?;
-        Ok(Segment {
+        let mut segment = Segment {
             path,
             base_offset,
             file,
-            size,
+            capacity,
+            allocated: 0,
+            step: whole_step(step),
             end: 0,
             read_ahead: RefCell::default(),
             next_read: Cell::default(),
@@ -321,19 +355,45 @@ impl Segment {
                 in_flight: None,
                 recent: None,
             }),
-        })
+        };
+        // The first step, and its length and extents synced, so that the
+        // first syncs of records are `fdatasync`s with no metadata of their
+        // own to commit...
+        let first = segment.step.min(capacity);
+        segment.grow_to(first).await?;
+        // ... and the directory entry: without it a power cut can lose the
+        // whole file, synced records and all.
+        sync_dir(dir).await?;
+        Ok(segment)
     }
 
     /// Opens an existing segment file for recovery: its end is not known yet
-    /// (see [`Segment::resume`] and [`Segment::seal_at`]).
-    pub async fn open(path: &Path, base_offset: u64, direct_io: bool) -> Result<Segment, Error> {
+    /// (see [`Segment::resume`] and [`Segment::seal_at`]). `capacity` and
+    /// `step` are the configured ones; a file already longer than
+    /// `capacity` (made under a larger segment size) keeps its length as its
+    /// capacity, since its records may reach past the new one.
+    pub async fn open(
+        path: &Path,
+        base_offset: u64,
+        capacity: u64,
+        step: u64,
+        direct_io: bool,
+    ) -> Result<Segment, Error> {
         let file = open_file(path, direct_io, false).await?;
-        let size = file.metadata().await.at(path)?.len();
+        let len = file.metadata().await.at(path)?.len();
+        // Whole blocks only: a length that is not (a grow cut short by a
+        // crash or a full disk, on a file system of 1 KiB blocks) has no
+        // record past its last whole block, as records are only written
+        // below a length a completed grow committed, and those are whole
+        // blocks. The next grow allocates from here, covering the rest.
+        let allocated = align_down_u64(len);
         Ok(Segment {
             path: path.to_path_buf(),
             base_offset,
             file,
-            size,
+            capacity: capacity.max(allocated),
+            allocated,
+            step: whole_step(step),
             end: 0,
             tail: None,
             read_ahead: RefCell::default(),
@@ -341,16 +401,44 @@ impl Segment {
         })
     }
 
-    /// Grows the file to `size` bytes (never shrinks it): for an active
-    /// segment whose preallocation a crash interrupted.
-    pub async fn ensure_size(&mut self, size: u64) -> Result<(), Error> {
-        if self.size < size {
-            preallocate(&self.file, &self.path, size).await?;
-            self.file.sync_all().await.at(&self.path)?;
-            self.size = size;
+    // ANCHOR: reserve
+    /// Makes sure the file holds `len` more bytes of records after `end`,
+    /// growing it if it does not (by [`growth_target`]). [`Segment::append`]
+    /// calls it first; a partition calls it before it stamps a batch, so
+    /// that a full disk refuses the batch before anything changed.
+    ///
+    /// A full disk is [`Error::NoSpace`], and leaves the segment as it was
+    /// (a partial allocation is covered by the next try); any other error,
+    /// the sync's above all, is returned as it is.
+    pub async fn reserve(&mut self, len: u64) -> Result<(), Error> {
+        if self.tail.is_none() {
+            return Err(self.failure("append to a sealed segment"));
         }
+        // Writes are whole blocks: the records' last block must be in the file.
+        let needed = (self.end + len).next_multiple_of(ALIGN as u64);
+        if needed <= self.allocated {
+            return Ok(());
+        }
+        let target = growth_target(self.allocated, needed, self.step, self.capacity);
+        self.grow_to(target).await
+    }
+
+    /// Grows the file to `len` bytes, then commits the new length and
+    /// extents with one `sync_all`, before any record is written past the
+    /// old length. A grow with a write in flight is safe: the write is
+    /// below the old length, and the file system orders the two.
+    async fn grow_to(&mut self, len: u64) -> Result<(), Error> {
+        if len <= self.allocated {
+            return Ok(());
+        }
+        preallocate(&self.file, &self.path, self.allocated, len)
+            .await
+            .map_err(Error::into_no_space)?;
+        self.file.sync_all().await.at(&self.path)?;
+        self.allocated = len;
         Ok(())
     }
+    // ANCHOR_END: reserve
 
     /// The segment's log file.
     pub fn path(&self) -> &Path {
@@ -362,9 +450,14 @@ impl Segment {
         self.base_offset
     }
 
-    /// The file's size.
-    pub fn size(&self) -> u64 {
-        self.size
+    /// Where the segment rolls over: bytes of records it may hold.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The file's length (whole blocks): the records end at or before it.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
     }
 
     /// Where the records end.
@@ -372,9 +465,10 @@ impl Segment {
         self.end
     }
 
-    /// Bytes left for records.
+    /// Bytes left for records before the segment rolls over (not the
+    /// file's: it grows as they come).
     pub fn room(&self) -> u64 {
-        self.size - self.end
+        self.capacity.saturating_sub(self.end)
     }
 
     /// Bytes appended but not written to the file yet.
@@ -445,10 +539,12 @@ impl Segment {
     // ANCHOR: append
     /// Appends `bytes` (whole records) to the write buffer, writing the buffer
     /// out whenever it fills. The caller has checked they fit in the segment.
+    /// The file first grows if they would reach past it ([`Segment::reserve`]).
     pub async fn append(&mut self, mut bytes: &[u8]) -> Result<(), Error> {
         if bytes.len() as u64 > self.room() {
             return Err(self.failure("append past the segment's end"));
         }
+        self.reserve(bytes.len() as u64).await?;
         // Bytes that would not fit behind what is buffered: write that first,
         // so writes stay whole batches of about the buffer's size, rather than
         // a full buffer followed by a small write of the batch's remainder.
@@ -825,26 +921,28 @@ async fn open_file(path: &Path, direct_io: bool, create: bool) -> Result<File, E
 // ANCHOR_END: open_file
 
 // ANCHOR: preallocate
-/// Gives the file its full size with real blocks behind it.
+/// Gives the file the bytes `from..to` with real blocks behind them: one
+/// step of a segment's growth (see the module docs).
 ///
-/// `fallocate` mode 0: the file's length becomes `size` and the blocks are
+/// `fallocate` mode 0: the file's length becomes `to` and the blocks are
 /// reserved as "unwritten" extents, which read as zeros. Not `KEEP_SIZE`
 /// (stage 2's choice, where the length had to stay the log's end): here the
-/// length never changes again, so no append has a size to commit. Writing to
-/// an unwritten extent still converts it, a small journal entry that the next
-/// `fdatasync` commits; zero-filling the whole file at creation would avoid
-/// that at the price of writing every segment twice.
+/// length changes once per step, and the `sync_all` after it commits that
+/// once, so no append has a size to commit. Writing to an unwritten extent
+/// still converts it, a small journal entry that the next `fdatasync`
+/// commits; zero-filling each step instead would avoid that at the price of
+/// writing every segment twice.
 ///
 /// compio 0.19 has no fallocate operation (io_uring has one since Linux 5.6),
 /// so this is a plain system call on the shard's thread: it reserves extents
-/// without writing them, once per segment.
-async fn preallocate(file: &File, path: &Path, size: u64) -> Result<(), Error> {
-    match rustix::fs::fallocate(file.as_fd(), FallocateFlags::empty(), 0, size) {
+/// without writing them, once per step.
+async fn preallocate(file: &File, path: &Path, from: u64, to: u64) -> Result<(), Error> {
+    match rustix::fs::fallocate(file.as_fd(), FallocateFlags::empty(), from, to - from) {
         Ok(()) => Ok(()),
         // A file system without fallocate: a sparse file of the right length.
         // Reads of the holes are zeros, which is all recovery needs; appends
         // then allocate blocks as they go, which the measurements will show.
-        Err(Errno::OPNOTSUPP) => file.set_len(size).await.at(path),
+        Err(Errno::OPNOTSUPP) => file.set_len(to).await.at(path),
         Err(errno) => Err(Error::Io {
             path: path.to_path_buf(),
             source: errno.into(),
@@ -852,6 +950,39 @@ async fn preallocate(file: &File, path: &Path, size: u64) -> Result<(), Error> {
     }
 }
 // ANCHOR_END: preallocate
+
+// ANCHOR: growth_target
+/// The length a file of `allocated` bytes grows to when records need
+/// `needed`: as much again as it holds, at least one `step` and at most
+/// [`MAX_GROWTH_STEPS`], in whole steps, never past `capacity` unless the
+/// records' last block needs it.
+///
+/// Each grow costs more than its `fallocate` and `sync_all`: on ext4 the
+/// `fallocate` waits for the write in flight, so the next write starts only
+/// after the grow, with nothing overlapping it (double buffering's gain,
+/// lost once per grow). A fixed step the size of a write (the default
+/// `flush_bytes` is 1 MiB, and 4 MiB is a common choice) would lose it at
+/// every write or every few. Growing by what the file holds keeps an idle
+/// partition at one small step and gives a busy one a grow every 64 MiB, as
+/// a fixed 64 MiB step would, without that step's 64 MiB for every idle
+/// partition.
+pub fn growth_target(allocated: u64, needed: u64, step: u64, capacity: u64) -> u64 {
+    let growth = allocated.clamp(step, step.saturating_mul(MAX_GROWTH_STEPS));
+    needed
+        .max(allocated.saturating_add(growth))
+        .checked_next_multiple_of(step)
+        .unwrap_or(u64::MAX)
+        .min(capacity)
+        .max(needed)
+}
+// ANCHOR_END: growth_target
+
+/// A growth step as the segment uses it: whole blocks, at least one.
+fn whole_step(step: u64) -> u64 {
+    step.max(1)
+        .checked_next_multiple_of(ALIGN as u64)
+        .unwrap_or(u64::MAX - u64::MAX % ALIGN as u64)
+}
 
 /// Syncs a directory, so the files created in it survive a power cut.
 pub(crate) async fn sync_dir(dir: &Path) -> Result<(), Error> {
@@ -901,6 +1032,39 @@ pub(crate) async fn remove_file(path: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_files_grow_by_what_they_hold_from_one_step_to_sixteen() {
+        const MIB: u64 = 1 << 20;
+        let (step, capacity) = (4 * MIB, 1 << 30);
+        // A new file's first step, then doubling: 4, 8, 16, 32, 64 MiB...
+        let mut len = 0;
+        let mut lengths = Vec::new();
+        while len < 256 * MIB {
+            len = growth_target(len, len + 4096, step, capacity);
+            lengths.push(len / MIB);
+        }
+        assert_eq!(lengths, [4, 8, 16, 32, 64, 128, 192, 256]);
+        // ... then 64 MiB at a time, up to the capacity and not past it.
+        assert_eq!(
+            growth_target(992 * MIB, 992 * MIB + 1, step, capacity),
+            1 << 30
+        );
+        // A batch larger than the growth: whole steps past its end.
+        assert_eq!(
+            growth_target(4 * MIB, 20 * MIB + 1, step, capacity),
+            24 * MIB
+        );
+        // A segment smaller than a step: its whole size; and a file left
+        // short of whole steps by a crash comes back to them.
+        assert_eq!(growth_target(0, 4096, step, 64 << 10), 64 << 10);
+        assert_eq!(
+            growth_target(5 * MIB, 5 * MIB + 1, step, capacity),
+            12 * MIB
+        );
+        // The records' last block is in the file even past an odd capacity.
+        assert_eq!(growth_target(4096, 12_288, 4096, 10_000), 12_288);
+    }
 
     #[test]
     fn segment_names_sort_as_numbers_and_parse_back() {
