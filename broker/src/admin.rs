@@ -263,12 +263,13 @@ impl Writer {
         let id = record.id;
         let new_stream = self.metadata.streams.insert(record.stream.clone());
         self.metadata.topics.insert(id, record.clone());
+        // Marked as being created until every partition exists: a start-up
+        // that finds the mark without the topic's `partitions` file finishes
+        // undoing the create rather than re-creating what failed.
+        self.metadata.creating.insert(id);
         if let Err(error) = self.save() {
             // Not saved: undone in memory too, or the next save would.
-            self.metadata.topics.remove(&id);
-            if new_stream {
-                self.metadata.streams.remove(&record.stream);
-            }
+            self.forget(id, new_stream.then_some(&record.stream));
             return Err(error);
         }
         let opened = self
@@ -277,10 +278,18 @@ impl Writer {
             .await;
         if let Err(error) = opened {
             warn!(topic = id, "create failed, undoing it: {}", error.message);
-            if let Err(undo) = self.delete_topic(id).await {
-                warn!(topic = id, "undoing the create failed: {}", undo.message);
-            }
+            self.undo_create(id, new_stream.then_some(&record.stream))
+                .await;
             return Err(error);
+        }
+        self.metadata.creating.remove(&id);
+        // If this save fails the topic is whole on disk (its `partitions`
+        // file is written), and start-up keeps it: nothing to undo.
+        if let Err(error) = self.save() {
+            warn!(
+                topic = id,
+                "topic created; marking it complete failed: {}", error.message
+            );
         }
         let info = topic_info(&record, &config);
         let spec = TopicSpec {
@@ -296,6 +305,43 @@ impl Writer {
         Ok(info)
     }
     // ANCHOR_END: create_topic
+
+    // ANCHOR: undo_create
+    /// Undoes a create that failed part way, whatever else fails: every
+    /// shard closes the partitions it opened (their descriptors, and the
+    /// space of their files, are freed) and the folder is removed, *then* the
+    /// topic leaves the metadata in memory, and then on disk. On a full disk
+    /// the removal is what makes room for that save; if the save fails all
+    /// the same, the file still holds the topic with its `creating` mark, and
+    /// the next start-up finishes the undo ([`Metadata::load`]). Rejected:
+    /// undoing in the order of a delete (metadata first), which on a full
+    /// disk failed at the first step and left the topic listed, its files
+    /// open, and a start-up that re-created it.
+    async fn undo_create(&mut self, id: u32, new_stream: Option<&String>) {
+        if let Err(error) = self.state.close_everywhere(id).await {
+            warn!(topic = id, "undoing the create: {}", error.message);
+        }
+        self.forget(id, new_stream);
+        match self.save() {
+            Ok(()) => info!(topic = id, "create undone"),
+            Err(error) => warn!(
+                topic = id,
+                "create undone; the metadata file still names it until the next \
+                 save or start-up: {}",
+                error.message
+            ),
+        }
+    }
+    // ANCHOR_END: undo_create
+
+    /// Drops topic `id` (and a stream its create made) from the metadata in memory.
+    fn forget(&mut self, id: u32, new_stream: Option<&String>) {
+        self.metadata.topics.remove(&id);
+        self.metadata.creating.remove(&id);
+        if let Some(stream) = new_stream {
+            self.metadata.streams.remove(stream);
+        }
+    }
 
     // ANCHOR: delete_topic
     /// Deletes topic `id`: out of the metadata file, then out of every

@@ -36,6 +36,10 @@ pub struct AuthConfig {
     /// The users.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// How many failed logins are allowed: from the `[server]` settings,
+    /// not from this section (see [`crate::session`]).
+    #[serde(skip)]
+    pub login: crate::session::LoginLimits,
 }
 
 /// One user.
@@ -87,6 +91,7 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("users", &self.users)
+            .field("login", &self.login)
             .finish()
     }
 }
@@ -234,6 +239,7 @@ mod tests {
                     ..UserConfig::default()
                 },
             ],
+            ..AuthConfig::default()
         }
     }
 

@@ -74,6 +74,11 @@ pub struct Metadata {
     /// mid-delete); their folders are removed at start-up.
     #[serde(default)]
     pub deleting: BTreeSet<u32>,
+    /// Ids of topics being created: in `topics`, not yet complete on disk.
+    /// One still here at start-up whose folder has no `partitions` file was
+    /// never acknowledged to anyone: start-up removes it.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub creating: BTreeSet<u32>,
 }
 
 /// Why the metadata could not be read or written.
@@ -119,8 +124,21 @@ impl Metadata {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Metadata::default(),
             Err(error) => return Err(io(format!("reading {}", path.display()))(error)),
         };
-        let deleted = std::mem::take(&mut metadata.deleting);
-        let mut changed = !deleted.is_empty();
+        let mut deleted = std::mem::take(&mut metadata.deleting);
+        // A create interrupted before its topic was whole (a crash, or an
+        // undo whose last save failed): it never answered its client, so it
+        // is finished by removing it, never by re-creating its partitions.
+        let creating = std::mem::take(&mut metadata.creating);
+        let mut changed = !creating.is_empty();
+        for id in creating {
+            let complete = on_disk.iter().any(|&(found, _)| found == id);
+            if !complete {
+                metadata.topics.remove(&id);
+                deleted.insert(id);
+                tracing::info!(topic = id, "removed a topic whose create did not finish");
+            }
+        }
+        changed |= !deleted.is_empty();
         for id in &deleted {
             let dir = data.join(id.to_string());
             match std::fs::remove_dir_all(&dir) {

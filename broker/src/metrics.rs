@@ -40,6 +40,9 @@ pub struct ShardMetrics {
     pub connections_total: AtomicU64,
     /// Connections refused at the limit since start.
     pub connections_refused: AtomicU64,
+    /// Logins refused since start (wrong secrets, or an address over its
+    /// failure budget): counted each, while the log shows a line a second.
+    pub login_failures: AtomicU64,
     /// Per topic id. A mutex only this shard and the scraper take, so it is
     /// never contended in practice.
     pub topics: Mutex<HashMap<u32, TopicCounters>>,
@@ -47,7 +50,21 @@ pub struct ShardMetrics {
     pub fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len() + 1],
     /// Sum of fsync latencies, in nanoseconds.
     pub fsync_nanos: AtomicU64,
+    /// Partitions that failed since start (could not be opened, or refuse
+    /// writes after a failed write or sync).
+    pub partition_failures: AtomicU64,
+    /// Repairs recovery made as partitions opened, by kind: torn bytes
+    /// erased, index entries dropped and rebuilt, stray files removed.
+    pub repairs: [AtomicU64; REPAIR_KINDS.len()],
 }
+
+/// The kinds of repair [`ShardMetrics::repairs`] counts, as labelled.
+pub const REPAIR_KINDS: [&str; 4] = [
+    "torn_bytes_erased",
+    "index_entries_dropped",
+    "index_entries_rebuilt",
+    "stray_files_removed",
+];
 
 impl ShardMetrics {
     /// A batch was appended to `topic`.
@@ -76,6 +93,11 @@ impl ShardMetrics {
     /// A connection was refused at the limit.
     pub fn connection_refused(&self) {
         self.connections_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A login was refused.
+    pub fn login_failed(&self) {
+        self.login_failures.fetch_add(1, Relaxed);
     }
 
     /// A connection was accepted.
@@ -192,7 +214,7 @@ pub struct MetricInfo {
 }
 
 /// Every metric, in the order they are served.
-pub const METRICS: [MetricInfo; 10] = [
+pub const METRICS: [MetricInfo; 13] = [
     MetricInfo {
         name: "rivulet_uptime_seconds",
         kind: "gauge",
@@ -215,7 +237,13 @@ pub const METRICS: [MetricInfo; 10] = [
         name: "rivulet_connections_refused_total",
         kind: "counter",
         labels: "",
-        help: "Client connections refused at the max_connections limit since start.",
+        help: "Client connections refused at the max_connections or max_connections_per_peer limit since start.",
+    },
+    MetricInfo {
+        name: "rivulet_login_failures_total",
+        kind: "counter",
+        labels: "",
+        help: "Logins refused since start: a wrong user name, password or token, or any login from an address over its failure budget. Each is counted; the log writes at most one line a second about them.",
     },
     MetricInfo {
         name: "rivulet_messages_in_total",
@@ -252,6 +280,18 @@ pub const METRICS: [MetricInfo; 10] = [
         kind: "histogram",
         labels: "",
         help: "How long each fsync of a segment took.",
+    },
+    MetricInfo {
+        name: "rivulet_partition_failures_total",
+        kind: "counter",
+        labels: "",
+        help: "Partitions that failed since start: could not be opened (damaged files), or refuse writes after a failed write or sync. Each stays failed until a restart; the log says why and how to repair it.",
+    },
+    MetricInfo {
+        name: "rivulet_recovery_repairs_total",
+        kind: "counter",
+        labels: "kind",
+        help: "What recovery repaired as partitions opened at start: torn_bytes_erased, index_entries_dropped, index_entries_rebuilt (offset and time indexes), stray_files_removed. Each repair is also logged.",
     },
 ];
 // ANCHOR_END: metric_names
@@ -324,6 +364,11 @@ impl Metrics {
             let name = "rivulet_connections_refused_total";
             sample(out, name, "", refused.to_string());
         });
+        let login_failures = sum(|shard| shard.login_failures.load(Relaxed));
+        family("rivulet_login_failures_total", &mut |out| {
+            let name = "rivulet_login_failures_total";
+            sample(out, name, "", login_failures.to_string());
+        });
 
         // Every named topic, with zeros until it sees traffic (so a dashboard
         // shows it from the start), and any counted topic without a name
@@ -376,6 +421,23 @@ impl Metrics {
             }
         }
         let nanos = sum(|shard| shard.fsync_nanos.load(Relaxed));
+        let failures = sum(|shard| shard.partition_failures.load(Relaxed));
+        family("rivulet_partition_failures_total", &mut |out| {
+            let name = "rivulet_partition_failures_total";
+            sample(out, name, "", failures.to_string());
+        });
+        family("rivulet_recovery_repairs_total", &mut |out| {
+            for (n, kind) in REPAIR_KINDS.iter().enumerate() {
+                let count: u64 = self.shards.iter().map(|s| s.repairs[n].load(Relaxed)).sum();
+                let labels = format!("kind=\"{kind}\"");
+                sample(
+                    out,
+                    "rivulet_recovery_repairs_total",
+                    &labels,
+                    count.to_string(),
+                );
+            }
+        });
         family("rivulet_fsync_seconds", &mut |out| {
             let bounds = FSYNC_BUCKETS.iter().copied().chain([f64::INFINITY]);
             let mut cumulative = 0;

@@ -16,19 +16,20 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stage6_broker::shards::extension::{Extension, Session};
 use stage6_broker::shards::shard::ShardState;
 use stage6_broker::shards::topics::{TopicSpec, topics_on_disk};
-use stage6_broker::{Config, QueueDepths, ServerConfig, ServerError};
+use stage6_broker::{Config, QueueDepths, RecoveryReport, ServerConfig, ServerError};
 
 use crate::admin::{AdminRequest, metadata_writer};
 use crate::auth::AuthConfig;
 use crate::metadata::{Metadata, resolve};
 use crate::metrics::Metrics;
-use crate::session::BrokerSession;
+use crate::session::{BrokerSession, LoginGuard};
 
 /// What every shard's sessions share: read-only, or atomic, or a channel.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct Shared {
     pub auth: Option<AuthConfig>,
     /// The metadata writer's queue, on shard 0.
     pub admin: flume::Sender<AdminRequest>,
+    /// Failed logins by address, over every shard ([`crate::session`]).
+    pub logins: LoginGuard,
 }
 
 /// The broker's part, given to the engine at start.
@@ -122,6 +125,24 @@ impl Extension for Broker {
             .shard(shard)
             .polled(topic, records, bytes);
     }
+
+    fn recovered(&self, shard: usize, report: &RecoveryReport) {
+        let repairs = &self.shared.metrics.shard(shard).repairs;
+        let counts = [
+            report.torn_bytes_erased,
+            report.index_entries_dropped + report.time_entries_dropped,
+            report.index_entries_rebuilt + report.time_entries_rebuilt,
+            report.stray_files_removed as u64,
+        ];
+        for (counter, count) in repairs.iter().zip(counts) {
+            counter.fetch_add(count, Relaxed);
+        }
+    }
+
+    fn partition_failed(&self, shard: usize, _topic: u32, _partition: u32) {
+        let metrics = self.shared.metrics.shard(shard);
+        metrics.partition_failures.fetch_add(1, Relaxed);
+    }
 }
 
 /// A mutex's value, even if a thread panicked holding it (the values here
@@ -162,6 +183,7 @@ pub fn start_with_auth(
             metrics: Arc::clone(&metrics),
             auth,
             admin,
+            logins: LoginGuard::default(),
         }),
         metadata: Mutex::new(None),
         admin_queue: Mutex::new(Some(admin_queue)),

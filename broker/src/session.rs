@@ -12,16 +12,36 @@
 //!
 //! Each session counts nothing itself: the engine tells the broker's
 //! metrics what it appended and returned ([`crate::server`]), and a poll by
-//! position is counted through the engine's [`Connection::polled`].
+//! position is counted through the engine's [`Connection::polled`]. Failed
+//! logins are the exception: only the session sees them.
+//!
+//! Failed logins are limited, when access control is on ([`LoginLimits`]):
+//! a connection is closed after a few, and an address that failed too many
+//! in the last minute has every login refused until the minute is over
+//! ([`LoginGuard`]), so guessing costs a connection per few guesses and is
+//! capped per address. Each failure is counted in the metrics, and the WARN
+//! line that says so is written at most once a second, with the count of
+//! the ones it stands for: a client that can fail as fast as it can send
+//! must not be able to fill the log. Deliberate simplifications: the table
+//! of addresses is bounded ([`MAX_PEERS_TRACKED`]; when it is full of
+//! addresses still within their minute, new ones are not tracked, so the
+//! per-connection limit is all that holds them), and a legitimate user
+//! behind the same address as a guesser is refused with it.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures_util::future::LocalBoxFuture;
+use stage6_broker::PartitionInfo;
 use stage6_broker::shards::connection::{Connection, MAX_POLL_RECORDS};
 use stage6_broker::shards::extension::{Answer, Served, Session};
 use stage6_broker::shards::frame::Frame;
+use stage6_broker::shards::limits::{LogEvery, and_more};
 use stage6_broker::shards::protocol::Request as EngineRequest;
+use stage6_broker::shards::router::owner;
 use stage6_broker::shards::shard::{ShardState, TopicMeta, storage_stopped};
 use stage6_broker::shards::wire::{WireError, status};
 use tracing::{info, warn};
@@ -39,6 +59,8 @@ pub struct BrokerSession {
     shared: Arc<Shared>,
     /// Who logged in on this connection, when access control is on.
     user: Option<usize>,
+    /// Failed logins on this connection.
+    login_failures: u32,
     /// Answers of jobs other than polls (one request in flight: one slot).
     done_to: jobs::DoneTo,
     done: flume::Receiver<Result<Done, WireError>>,
@@ -56,6 +78,7 @@ impl BrokerSession {
             shard: Rc::clone(shard),
             shared,
             user: None,
+            login_failures: 0,
             done_to,
             done,
             admin_to,
@@ -83,7 +106,13 @@ impl Session for BrokerSession {
             };
             let shared = Arc::clone(&self.shared);
             let gated = match &shared.auth {
-                Some(auth) => self.gate(auth, &decoded),
+                Some(auth) => {
+                    if let Decoded::Broker(Request::Login(login)) = &decoded {
+                        let peer = connection.peer().ip();
+                        return self.login(auth, login, peer, Instant::now());
+                    }
+                    self.gate(auth, &decoded)
+                }
                 None => Ok(None),
             };
             let answer = match gated {
@@ -249,9 +278,19 @@ impl BrokerSession {
             let job = jobs::Describe {
                 done: self.done_to.clone(),
             };
-            let Done::Described(state) = self.run((info.id, partition), Box::new(job)).await?
-            else {
-                return Err(storage_stopped());
+            let state = match self.run((info.id, partition), Box::new(job)).await {
+                Ok(Done::Described(state)) => state,
+                // A partition that could not be opened at start: shown failed,
+                // with why and how to repair it, beside the healthy ones.
+                Err(error) if error.status == status::PARTITION_FAILED => PartitionInfo {
+                    partition,
+                    shard: u32::try_from(owner(info.id, partition, self.shard.shards()))
+                        .unwrap_or(u32::MAX),
+                    failed: Some(error.message),
+                    ..PartitionInfo::default()
+                },
+                Ok(_) => return Err(storage_stopped()),
+                Err(error) => return Err(error),
             };
             info.partition_info.push(state);
         }
@@ -280,27 +319,10 @@ impl BrokerSession {
     }
 
     // ANCHOR: gate
-    /// Access control, when it is on: a login is answered here; anything else
-    /// needs one, and the permission its topic asks for. `Ok(None)`: go ahead.
+    /// Access control, when it is on: anything but a login (answered by
+    /// [`BrokerSession::login`]) needs one, and the permission its topic
+    /// asks for. `Ok(None)`: go ahead.
     fn gate(&mut self, auth: &AuthConfig, request: &Decoded) -> Result<Option<Vec<u8>>, WireError> {
-        let shard = self.shard.id();
-        if let Decoded::Broker(Request::Login(login)) = request {
-            return match auth.login(login) {
-                Some(found) => {
-                    info!(user = auth.name(found), shard, "logged in");
-                    self.user = Some(found);
-                    Ok(Some(b"{}".to_vec()))
-                }
-                None => {
-                    // Never the secrets: only that a login failed.
-                    warn!(shard, "a login failed");
-                    Err(WireError::new(
-                        api::status::UNAUTHENTICATED,
-                        "wrong user name, password or token",
-                    ))
-                }
-            };
-        }
         let Some(who) = self.user else {
             return Err(WireError::new(
                 api::status::UNAUTHENTICATED,
@@ -357,6 +379,174 @@ impl BrokerSession {
     }
 }
 
+impl BrokerSession {
+    // ANCHOR: login
+    /// A login, when access control is on, from `peer` at `now`: refused
+    /// unchecked while the address is over its failure budget; a wrong
+    /// secret answered `UNAUTHENTICATED`, and the connection closed once it
+    /// (or its address) has failed too often.
+    fn login(
+        &mut self,
+        auth: &AuthConfig,
+        login: &api::Login,
+        peer: IpAddr,
+        now: Instant,
+    ) -> Served {
+        let shard = self.shard.id();
+        let logins = &self.shared.logins;
+        let limits = auth.login;
+        let unauthenticated =
+            |message: String| WireError::new(api::status::UNAUTHENTICATED, message);
+        if let Err(left) = logins.admit(peer, now, limits.per_peer) {
+            self.shared.metrics.shard(shard).login_failed();
+            if let Some(more) = logins.log.event(now) {
+                warn!(shard, %peer, "a login refused: too many failures from this address{}", and_more(more));
+            }
+            return Served::Close(unauthenticated(format!(
+                "too many failed logins from {peer}; retry in {} s",
+                left.as_secs().max(1)
+            )));
+        }
+        if let Some(found) = auth.login(login) {
+            info!(user = auth.name(found), shard, "logged in");
+            self.user = Some(found);
+            return Served::Answer(Ok(Answer::Whole(b"{}".to_vec())));
+        }
+        self.login_failures = self.login_failures.saturating_add(1);
+        let address_spent = logins.failed(peer, now, limits.per_peer);
+        self.shared.metrics.shard(shard).login_failed();
+        // Never the secrets: only that a login failed, and from where.
+        if let Some(more) = logins.log.event(now) {
+            warn!(shard, %peer, "a login failed{}", and_more(more));
+        }
+        let wrong = "wrong user name, password or token";
+        let connection_spent = limits
+            .per_connection
+            .is_some_and(|max| self.login_failures >= max);
+        if connection_spent {
+            let failures = self.login_failures;
+            return Served::Close(unauthenticated(format!(
+                "{wrong}; {failures} failed logins on this connection: closing it"
+            )));
+        }
+        if address_spent {
+            return Served::Close(unauthenticated(format!(
+                "{wrong}; too many failed logins from {peer}: closing the connection"
+            )));
+        }
+        Served::Answer(Err(unauthenticated(wrong.to_string())))
+    }
+    // ANCHOR_END: login
+}
+
+/// The default of `server.max_login_failures`: enough for typos, too few to guess.
+pub const DEFAULT_MAX_LOGIN_FAILURES: u32 = 5;
+/// The default of `server.max_login_failures_per_peer`: a few closed
+/// connections' worth per minute.
+pub const DEFAULT_MAX_LOGIN_FAILURES_PER_PEER: u32 = 30;
+/// How long an address's failed logins count against it.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// The most addresses whose failed logins are remembered at once.
+pub const MAX_PEERS_TRACKED: usize = 65_536;
+
+// ANCHOR: login_limits
+/// How many failed logins are allowed (the settings
+/// `server.max_login_failures` and `server.max_login_failures_per_peer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    /// Failed logins after which a connection is closed; `None`: no limit.
+    pub per_connection: Option<u32>,
+    /// Failed logins from one address within [`LOGIN_WINDOW`] after which
+    /// every login from it is refused until the window is over; `None`: no
+    /// limit.
+    pub per_peer: Option<u32>,
+}
+// ANCHOR_END: login_limits
+
+impl Default for LoginLimits {
+    fn default() -> LoginLimits {
+        LoginLimits {
+            per_connection: Some(DEFAULT_MAX_LOGIN_FAILURES),
+            per_peer: Some(DEFAULT_MAX_LOGIN_FAILURES_PER_PEER),
+        }
+    }
+}
+
+/// Failed logins by address over every shard, and the WARN line they may
+/// write. Shared by every session (in [`Shared`]); its mutex is taken only
+/// for a login, never for another request. The clock is passed in, so a
+/// test decides what time it is.
+#[derive(Debug)]
+pub struct LoginGuard {
+    peers: Mutex<HashMap<IpAddr, Failures>>,
+    /// At most one WARN line a second about failed or refused logins.
+    pub log: LogEvery,
+}
+
+/// One address's failed logins in its current window.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    /// When the window began: at the first failure after the last window.
+    since: Instant,
+    count: u32,
+}
+
+impl Default for LoginGuard {
+    fn default() -> LoginGuard {
+        LoginGuard {
+            peers: Mutex::new(HashMap::new()),
+            log: LogEvery::new(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl LoginGuard {
+    /// Whether `peer` may try to log in at `now`: `Err(left)` while it has
+    /// failed `limit` times in its window, `left` being the window's rest.
+    pub fn admit(&self, peer: IpAddr, now: Instant, limit: Option<u32>) -> Result<(), Duration> {
+        let Some(limit) = limit else { return Ok(()) };
+        let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        match peers.get(&peer.to_canonical()) {
+            Some(failures) if failures.count >= limit => {
+                let ends = failures.since + LOGIN_WINDOW;
+                match ends.checked_duration_since(now) {
+                    Some(left) if !left.is_zero() => Err(left),
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed login of `peer` at `now`; says whether it has now
+    /// failed `limit` times in its window (its next logins will be refused).
+    pub fn failed(&self, peer: IpAddr, now: Instant, limit: Option<u32>) -> bool {
+        let Some(limit) = limit else { return false };
+        let peer = peer.to_canonical();
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let over =
+            |failures: &Failures| now.saturating_duration_since(failures.since) >= LOGIN_WINDOW;
+        if !peers.contains_key(&peer) && peers.len() >= MAX_PEERS_TRACKED {
+            peers.retain(|_, failures| !over(failures));
+            if peers.len() >= MAX_PEERS_TRACKED {
+                return false; // full of live windows: not tracked (see the module doc)
+            }
+        }
+        let failures = peers.entry(peer).or_insert(Failures {
+            since: now,
+            count: 0,
+        });
+        if over(failures) {
+            *failures = Failures {
+                since: now,
+                count: 0,
+            };
+        }
+        failures.count = failures.count.saturating_add(1);
+        failures.count >= limit
+    }
+}
+
 /// The answer to a logged-in user who may not do `what`.
 fn forbidden(auth: &AuthConfig, who: usize, what: &str) -> WireError {
     WireError::new(
@@ -378,4 +568,63 @@ fn json(value: &impl serde::Serialize) -> Result<Answer, WireError> {
     serde_json::to_vec(value)
         .map(Answer::Whole)
         .map_err(|error| WireError::storage(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_guard_refuses_an_address_for_the_rest_of_its_window() {
+        let guard = LoginGuard::default();
+        let peer: IpAddr = "10.1.2.3".parse().unwrap();
+        let other: IpAddr = "10.1.2.4".parse().unwrap();
+        let start = Instant::now();
+        let at = |seconds: u64| start + Duration::from_secs(seconds);
+        let limit = Some(3);
+        assert!(!guard.failed(peer, at(0), limit));
+        assert!(!guard.failed(peer, at(10), limit));
+        assert_eq!(guard.admit(peer, at(10), limit), Ok(()));
+        assert!(guard.failed(peer, at(20), limit), "the third spends it");
+        // Refused until a minute after the first failure, whoever asks.
+        assert_eq!(
+            guard.admit(peer, at(20), limit),
+            Err(Duration::from_secs(40))
+        );
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(
+            guard.admit(mapped, at(59), limit),
+            Err(Duration::from_secs(1))
+        );
+        assert_eq!(guard.admit(other, at(20), limit), Ok(()));
+        // A new window after that: failures count from zero again.
+        assert_eq!(guard.admit(peer, at(60), limit), Ok(()));
+        assert!(!guard.failed(peer, at(61), limit));
+        assert_eq!(guard.admit(peer, at(61), limit), Ok(()));
+        // No limit: nothing is refused, nothing is remembered.
+        let open = LoginGuard::default();
+        for second in 0..100 {
+            assert!(!open.failed(peer, at(second), None));
+        }
+        assert_eq!(open.admit(peer, at(100), None), Ok(()));
+        assert!(open.peers.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn login_guard_table_stays_bounded_and_forgets_finished_windows() {
+        let guard = LoginGuard::default();
+        let start = Instant::now();
+        let address = |n: usize| IpAddr::from(std::net::Ipv6Addr::from(n as u128 + 1));
+        for n in 0..MAX_PEERS_TRACKED {
+            guard.failed(address(n), start, Some(2));
+        }
+        // Full of live windows: a new address is not tracked...
+        let late = address(MAX_PEERS_TRACKED);
+        assert!(!guard.failed(late, start, Some(1)));
+        assert_eq!(guard.admit(late, start, Some(1)), Ok(()));
+        // ...until the old windows are over and make room.
+        let later = start + LOGIN_WINDOW;
+        assert!(guard.failed(late, later, Some(1)));
+        assert_eq!(guard.peers.lock().unwrap().len(), 1);
+    }
 }

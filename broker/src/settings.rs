@@ -40,6 +40,7 @@ use stage6_broker::FsyncPolicy;
 use thiserror::Error;
 
 use crate::auth::AuthConfig;
+use crate::session::LoginLimits;
 use stage6_broker::Config;
 use stage6_broker::IoDriver;
 use stage6_broker::ServerConfig;
@@ -267,6 +268,20 @@ settings! {
         max_frame_len: u32 = stage6_broker::shards::frame::DEFAULT_MAX_FRAME_LEN,
         /// The most client connections open at once; one more is refused.
         max_connections: usize = 1024,
+        /// The most client connections open at once from one IP address; one
+        /// more is refused. 0: no limit.
+        max_connections_per_peer: usize = 256,
+        /// The most bytes of large requests (bodies over 64 KiB) held at once
+        /// over every connection; a request that does not fit waits, unread,
+        /// within the idle timeout. At least max_frame_len.
+        max_request_bytes_in_flight: u64 = 256 << 20,
+        /// With access control on: close a connection after this many failed
+        /// logins. 0: no limit.
+        max_login_failures: u32 = crate::session::DEFAULT_MAX_LOGIN_FAILURES,
+        /// With access control on: refuse every login from an IP address that
+        /// failed this many in the last minute, until the minute is over.
+        /// 0: no limit.
+        max_login_failures_per_peer: u32 = crate::session::DEFAULT_MAX_LOGIN_FAILURES_PER_PEER,
         /// Close a connection that sends nothing for this many seconds; 0 never does.
         idle_timeout_seconds: u64 = 300,
     }
@@ -574,9 +589,14 @@ impl Loader {
                 reason,
             }
         })?;
+        // The login limits live with the users they protect.
+        let auth = self.auth.map(|mut auth| {
+            auth.login = self.settings.login_limits();
+            auth
+        });
         Ok(Resolved {
             settings: self.settings,
-            auth: self.auth,
+            auth,
             server,
             metrics,
             log_filter,
@@ -643,6 +663,17 @@ impl Settings {
         if server.max_connections == 0 {
             return fail("server.max_connections", "must be at least 1".to_string());
         }
+        let in_flight = usize::try_from(server.max_request_bytes_in_flight).unwrap_or(usize::MAX);
+        if in_flight < server.max_frame_len as usize {
+            return fail(
+                "server.max_request_bytes_in_flight",
+                format!(
+                    "must be at least max_frame_len ({} bytes), or a frame the length \
+                     limit allows could never be read",
+                    server.max_frame_len
+                ),
+            );
+        }
         let fsync = storage.fsync;
         let storage_config = Config {
             segment_size: storage.segment_size,
@@ -654,6 +685,9 @@ impl Settings {
             max_poll_bytes: storage.max_poll_bytes,
             retention_bytes: none_if_zero(storage.retention_bytes),
             retention_age: none_if_zero(storage.retention_seconds).map(Duration::from_secs),
+            // Not a setting: how far ahead files grow is the engine's
+            // measured choice, not an operator's knob.
+            ..Config::default()
         };
         if let Err(error) = storage_config.validate() {
             return fail(&storage_key(error.key), error.reason);
@@ -685,6 +719,9 @@ impl Settings {
             storage: storage_config,
             max_frame_len: server.max_frame_len,
             max_connections: server.max_connections,
+            max_connections_per_peer: (server.max_connections_per_peer != 0)
+                .then_some(server.max_connections_per_peer),
+            max_request_bytes_in_flight: in_flight,
             idle_timeout: none_if_zero(server.idle_timeout_seconds).map(Duration::from_secs),
         };
         Ok((config, metrics, self.log.level.clone()))
@@ -693,6 +730,17 @@ impl Settings {
 
 fn none_if_zero(value: u64) -> Option<u64> {
     (value != 0).then_some(value)
+}
+
+impl Settings {
+    /// How many failed logins the settings allow (used when access control is on).
+    pub fn login_limits(&self) -> LoginLimits {
+        let limit = |value: u32| (value != 0).then_some(value);
+        LoginLimits {
+            per_connection: limit(self.server.max_login_failures),
+            per_peer: limit(self.server.max_login_failures_per_peer),
+        }
+    }
 }
 
 /// The settings key a [`stage6_broker::ConfigError`]'s key is set by (the storage
@@ -819,6 +867,15 @@ mod tests {
         assert_eq!(resolved.server.storage, defaults.storage);
         assert_eq!(resolved.server.max_frame_len, defaults.max_frame_len);
         assert_eq!(resolved.server.max_connections, defaults.max_connections);
+        assert_eq!(
+            resolved.server.max_connections_per_peer,
+            defaults.max_connections_per_peer
+        );
+        assert_eq!(
+            resolved.server.max_request_bytes_in_flight,
+            defaults.max_request_bytes_in_flight
+        );
+        assert_eq!(resolved.settings.login_limits(), LoginLimits::default());
         assert_eq!(resolved.server.idle_timeout, defaults.idle_timeout);
         assert_eq!(resolved.metrics, Some("127.0.0.1:7407".parse().unwrap()));
         assert_eq!(resolved.log_filter, "info");
@@ -914,6 +971,37 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.key(), Some("auth"));
         assert!(Loader::new().finish().unwrap().auth.is_none());
+    }
+
+    #[test]
+    fn settings_request_budget_holds_a_whole_frame_and_zero_turns_limits_off() {
+        let mut loader = Loader::new();
+        let env = [
+            (
+                "RIVULET_SERVER_MAX_FRAME_LEN".to_string(),
+                "1048576".to_string(),
+            ),
+            (
+                "RIVULET_SERVER_MAX_REQUEST_BYTES_IN_FLIGHT".to_string(),
+                "1048575".to_string(),
+            ),
+        ];
+        loader.env(env).unwrap();
+        let error = loader.finish().unwrap_err();
+        assert_eq!(error.key(), Some("server.max_request_bytes_in_flight"));
+
+        let mut loader = Loader::new();
+        let file = "[server]\nmax_connections_per_peer = 0\nmax_login_failures = 0\n\
+                    max_login_failures_per_peer = 0\n\
+                    [[auth.users]]\nname = \"ops\"\ntoken = \"t0k3n\"\n";
+        loader.file(Path::new("r.toml"), file).unwrap();
+        let resolved = loader.finish().unwrap();
+        assert_eq!(resolved.server.max_connections_per_peer, None);
+        let off = LoginLimits {
+            per_connection: None,
+            per_peer: None,
+        };
+        assert_eq!(resolved.auth.unwrap().login, off);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use rivulet_broker::process::ServerProcess;
 use rivulet_client::Partitioning;
 use rivulet_client::{Client, ClientError};
 
-const TIMEOUT: Duration = Duration::from_secs(20);
+const TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC: u32 = 1;
 const MIB: u64 = 1 << 20;
 
@@ -373,7 +373,7 @@ fn full_disk_refuses_produce_clearly_keeps_every_ack_and_resumes_when_space_is_f
 
     // Space freed by someone else: the same server takes writes again.
     std::fs::remove_file(&other).unwrap();
-    let resumed = produce_resumes(&mut conn, &mut next_id, Duration::from_secs(5))
+    let resumed = produce_resumes(&mut conn, &mut next_id, Duration::from_secs(60))
         .unwrap_or_else(|error| panic!("no write after space was freed: {error}"));
     acked.push(resumed);
     assert_eq!(check_served(&mut conn, &acked), 0);
@@ -396,12 +396,12 @@ fn full_disk_refuses_produce_clearly_keeps_every_ack_and_resumes_when_space_is_f
     let mut conn = Client::connect_with_timeout(server.addr(), TIMEOUT).unwrap();
     // Retention runs in the partition's periodic tick: wait for its first
     // deletion (the oldest record served moves up), then produce.
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while conn.poll(TOPIC, 0, 0, 1).unwrap()[0].offset == 0 {
         assert!(Instant::now() < deadline, "retention deleted nothing");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let resumed = produce_resumes(&mut conn, &mut next_id, Duration::from_secs(15))
+    let resumed = produce_resumes(&mut conn, &mut next_id, Duration::from_secs(60))
         .unwrap_or_else(|error| panic!("retention freed no space: {error}"));
     acked.push(resumed);
     let first = check_served(&mut conn, &acked);

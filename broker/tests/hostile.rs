@@ -397,7 +397,7 @@ fn spawn(dir: &Path, extra: &[&str]) -> ServerProcess {
     ServerProcess::spawn(Path::new(env!("CARGO_BIN_EXE_rivulet-server")), &args).unwrap()
 }
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(60);
 const TOPIC: u32 = 1;
 
 /// A client with [`TIMEOUT`] on every read and write: a hang fails the test.
@@ -704,6 +704,9 @@ fn hostile_slowloris_does_not_block_other_clients() {
     let addr = server.addr();
     // Several connections, so some land on each shard: each sends half a
     // header and stalls, holding its shard's attention if it could.
+    // Taken before the first stalled connection exists: each of them has
+    // been open at least this long when the idle timeout closes it.
+    let started = Instant::now();
     let mut stalled: Vec<Client> = (0..8)
         .map(|n| {
             let mut conn = connect(addr);
@@ -721,7 +724,6 @@ fn hostile_slowloris_does_not_block_other_clients() {
     half_body.send_raw(&whole[..whole.len() - 3]).unwrap();
     half_body.stream().flush().unwrap();
     // Meanwhile, on new connections, everyone else is served.
-    let started = Instant::now();
     let mut good = Good::new(addr);
     for n in 0..20 {
         good.round_trip(&format!("{n} stalled round trips"));
@@ -732,10 +734,12 @@ fn hostile_slowloris_does_not_block_other_clients() {
         // The idle timeout closes them all, and the half-sent produce
         // never reached the log.
         for conn in stalled.iter_mut().chain([&mut half_body]) {
-            assert!(conn.is_closed_by_server(Duration::from_secs(15)));
+            assert!(conn.is_closed_by_server(TIMEOUT));
         }
         assert!(started.elapsed() >= Duration::from_secs(2));
-        let ids: Vec<u64> = good
+        // A fresh connection: `good` has been idle while the test waited,
+        // and the same timeout may have closed it.
+        let ids: Vec<u64> = Good::new(addr)
             .conn
             .poll(TOPIC, 0, 0, 1000)
             .unwrap()

@@ -1,6 +1,8 @@
 //! The real `rivulet-server`'s limits on connections: one over
 //! `--max-connections` is told so and closed while the connections already
-//! open keep working; a connection that sends no complete frame for
+//! open keep working, and so is one over `--max-connections-per-peer` from
+//! an address that has that many open, while other addresses are let in; a
+//! connection that sends no complete frame for
 //! `--idle-timeout-seconds` is closed, a silent one and one that stopped
 //! halfway through a frame alike, while one that keeps asking stays. And a
 //! second server cannot take a data folder or a port that one already holds.
@@ -10,7 +12,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::rivulet_server;
@@ -105,6 +107,83 @@ fn a_connection_over_the_limit_is_refused_while_the_others_keep_working() {
     }
     assert!(server.terminate().unwrap().success());
 }
+
+/// A connection to `addr` from the local address `from` (any 127.x.y.z is
+/// this machine's loopback): a second peer address without a second host.
+fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        socket.connect(addr).await.unwrap()
+    });
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Sends a STATS request on a raw stream and reads its reply's status.
+fn stats_status(stream: &mut TcpStream) -> u16 {
+    let frame = rivulet_client::request_frame(api::code::STATS, 7, b"{}").unwrap();
+    stream.write_all(&frame).unwrap();
+    read_reply(stream).0
+}
+
+// ANCHOR: per_peer_test
+#[test]
+fn limits_one_address_cannot_take_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = rivulet_server(dir.path(), &["--max-connections-per-peer", "3"]);
+    let addr = server.addr().to_string();
+    let mut mine: Vec<Client> = (0..3).map(|_| Client::connect(&addr).unwrap()).collect();
+    for client in &mut mine {
+        client.list_streams().unwrap();
+    }
+
+    // A fourth from the same address gets one frame saying why, unasked,
+    // then end of file, as at the server's own limit.
+    let mut fourth = TcpStream::connect(server.addr()).unwrap();
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (code, correlation, body) = read_reply(&mut fourth);
+    let message = String::from_utf8(body).unwrap();
+    assert_eq!((code, correlation), (status::TOO_MANY_CONNECTIONS, 0));
+    assert!(
+        message.contains("127.0.0.1 has 3 connections open, the limit per peer"),
+        "{message}"
+    );
+    assert!(closed_by_server(&mut fourth, Duration::from_secs(10)));
+
+    // Another address is let in meanwhile, and the first three still work.
+    let mut other = connect_from("127.0.0.2".parse().unwrap(), server.addr());
+    assert_eq!(stats_status(&mut other), 0);
+    assert_eq!(mine[0].stats().unwrap().connections, 4);
+
+    // One of the three leaves: the address may open one more (once the
+    // server has seen it leave).
+    mine.pop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut client = Client::connect(&addr).unwrap();
+        match client.list_streams() {
+            Ok(_) => break,
+            Err(error) if error.status() == Some(status::TOO_MANY_CONNECTIONS) => {
+                assert!(Instant::now() < deadline, "no room after a client left");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert!(server.terminate().unwrap().success());
+}
+// ANCHOR_END: per_peer_test
 
 #[test]
 fn idle_connections_are_closed_and_busy_ones_are_not() {

@@ -10,6 +10,8 @@ mod common;
 mod conformance;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rivulet_broker::process::ServerProcess;
@@ -192,7 +194,9 @@ fn produce_until_stopped(server: ServerProcess, stop: Stop, durable: bool) -> Ve
             .await
             .unwrap();
         let mut producers = Vec::new();
+        let counts: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::default()).collect();
         for partition in 0..4u32 {
+            let count = Arc::clone(&counts[partition as usize]);
             producers.push(tokio::spawn(async move {
                 let mut client = Client::connect(addr).await.unwrap();
                 let mut acked = Vec::new();
@@ -203,6 +207,7 @@ fn produce_until_stopped(server: ServerProcess, stop: Stop, durable: bool) -> Ve
                         Ok(produced) => {
                             assert!(!durable || produced.durable, "an ack not durable");
                             acked.extend(first..first + 8);
+                            count.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(_) => return acked, // the server is gone
                     }
@@ -210,7 +215,16 @@ fn produce_until_stopped(server: ServerProcess, stop: Stop, durable: bool) -> Ve
                 acked
             }));
         }
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Stopped once every producer has had a few answers, however slowly
+        // a busy machine runs them (rather than after a fixed sleep).
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while counts.iter().any(|count| count.load(Ordering::Relaxed) < 3) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "producers got no answers"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         match stop {
             Stop::Kill => {
                 server.kill().unwrap();

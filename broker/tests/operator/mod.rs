@@ -107,9 +107,9 @@ impl Broker {
         self.logs.lock().unwrap().clone()
     }
 
-    /// Waits (up to 10 s) for a log line containing `needle`; returns it.
+    /// Waits (up to 60 s) for a log line containing `needle`; returns it.
     pub fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(line) = self.logs().lines().find(|line| line.contains(needle)) {
                 return line.to_string();
@@ -180,7 +180,7 @@ impl Drop for Broker {
 pub fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = String::new();

@@ -205,7 +205,7 @@ fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 fn next_line(lines: &mpsc::Receiver<String>) -> String {
-    match lines.recv_timeout(Duration::from_secs(20)) {
+    match lines.recv_timeout(Duration::from_secs(60)) {
         Ok(line) => line,
         Err(error) => panic!("no line from `poll --follow`: {error}"),
     }

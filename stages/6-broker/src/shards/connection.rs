@@ -19,17 +19,27 @@
 //! is closed, between requests only (a silent peer, a half-open one whose
 //! host vanished, or one that sends half a frame and stops): each holds a
 //! socket and a task, and the connection limit counts it.
+//!
+//! A large request's body is read only once the server-wide budget of
+//! request bytes in flight has room for it ([`crate::shards::limits`]); until
+//! then it waits, unread, within the same idle timeout. Its share of the
+//! budget is given back once it has been answered.
 
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use compio::net::TcpStream;
 use futures_util::future::{Either, select};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::shards::extension::{Answer, Served};
-use crate::shards::frame::{Frame, FrameError, read_frame, write_frame, write_polled};
+use crate::shards::frame::{
+    Frame, FrameError, Header, read_body, read_header, write_frame, write_polled,
+};
+use crate::shards::limits::{Limits, MAX_PAUSE, Reservation, and_more};
 use crate::shards::protocol::{Produced, Request};
 use crate::shards::router::{Key, Op, Reply, ReplyTo, ShardMessage};
 use crate::shards::shard::{ShardState, storage_stopped};
@@ -39,11 +49,12 @@ use crate::storage::aligned::AlignedBuf;
 /// The most records one poll returns, as in stages 4 and 5.
 pub const MAX_POLL_RECORDS: u32 = 1000;
 
-/// What a connection has that a request may use: its shard, its reply
-/// channel, and the aligned buffer of its last poll.
+/// What a connection has that a request may use: its shard, its peer's
+/// address, its reply channel, and the aligned buffer of its last poll.
 #[derive(Debug)]
 pub struct Connection {
     shard: Rc<ShardState>,
+    peer: SocketAddr,
     reply_to: ReplyTo,
     replies: flume::Receiver<Reply>,
     /// The aligned buffer of the last poll, handed back for the next one.
@@ -54,6 +65,11 @@ impl Connection {
     /// The shard this connection lives on.
     pub fn shard(&self) -> &Rc<ShardState> {
         &self.shard
+    }
+
+    /// The client's address (for limits per peer, such as failed logins).
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// Where this connection's answers come back, for an [`Op`] or a job.
@@ -101,29 +117,26 @@ impl Connection {
 }
 
 // ANCHOR: serve_connection
-/// Serves `stream` until the client leaves, sends something untrustworthy,
-/// or the shard stops (then only between requests: one being served is
-/// answered first).
-pub async fn serve_connection(state: Rc<ShardState>, mut stream: TcpStream) {
+/// Serves `stream`, from `peer`, until the client leaves, sends something
+/// untrustworthy, or the shard stops (then only between requests: one being
+/// served is answered first).
+pub async fn serve_connection(state: Rc<ShardState>, mut stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true); // answers are small and awaited: do not delay them
     let mut session = state.extension.session(&state);
     let (reply_to, replies) = flume::bounded(1);
     let mut connection = Connection {
         shard: Rc::clone(&state),
+        peer,
         reply_to,
         replies,
         spare: None,
     };
     loop {
-        let frame = {
-            let read = pin!(read_within(
-                &mut stream,
-                state.max_frame_len,
-                state.idle_timeout
-            ));
+        let read = {
+            let read = pin!(read_request(&mut stream, &state));
             let stopped = pin!(state.stopped.recv_async());
             match select(read, stopped).await {
-                Either::Left((Some(frame), _)) => frame,
+                Either::Left((Some(read), _)) => read,
                 Either::Left((None, _)) => {
                     debug!(shard = state.id, "closing an idle connection");
                     return;
@@ -131,16 +144,12 @@ pub async fn serve_connection(state: Rc<ShardState>, mut stream: TcpStream) {
                 Either::Right(_) => return, // shutting down: no request is in flight
             }
         };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(FrameError::Closed | FrameError::Io(_)) => return,
-            Err(error @ FrameError::TooLarge { correlation, .. }) => {
-                let error = WireError::new(status::FRAME_TOO_LARGE, error.to_string());
+        // `_budget` is held until this request has been answered.
+        let (frame, _budget) = match read {
+            Ok(read) => read,
+            Err(Unread::Gone) => return,
+            Err(Unread::Refused { correlation, error }) => {
                 return refuse(&mut stream, correlation, error).await;
-            }
-            Err(error @ FrameError::TooShort { .. }) => {
-                let error = WireError::new(status::MALFORMED, error.to_string());
-                return refuse(&mut stream, 0, error).await;
             }
         };
         let correlation = frame.correlation;
@@ -174,6 +183,109 @@ pub async fn serve_connection(state: Rc<ShardState>, mut stream: TcpStream) {
 }
 // ANCHOR_END: serve_connection
 
+/// Why no request was read: the connection is gone, or it gets this error
+/// and is closed (after a frame it cannot trust, or one it has no room for,
+/// nobody knows where the next frame starts).
+enum Unread {
+    Gone,
+    Refused { correlation: u32, error: WireError },
+}
+
+impl From<FrameError> for Unread {
+    fn from(error: FrameError) -> Unread {
+        match error {
+            FrameError::Closed | FrameError::Io(_) => Unread::Gone,
+            FrameError::TooLarge { correlation, .. } => Unread::Refused {
+                correlation,
+                error: WireError::new(status::FRAME_TOO_LARGE, error.to_string()),
+            },
+            FrameError::TooShort { .. } => Unread::Refused {
+                correlation: 0,
+                error: WireError::new(status::MALFORMED, error.to_string()),
+            },
+        }
+    }
+}
+
+// ANCHOR: read_request
+/// The next request and its share of the request budget, or `None` if it
+/// did not arrive whole within the idle timeout: its header, then room in
+/// the budget for its body (waiting for it, unread), then the body.
+async fn read_request(
+    stream: &mut TcpStream,
+    state: &ShardState,
+) -> Option<Result<(Frame, Reservation), Unread>> {
+    let deadline = state.idle_timeout.map(|idle| Instant::now() + idle);
+    let header = match within(deadline, read_header(stream, state.max_frame_len)).await? {
+        Ok(header) => header,
+        Err(error) => return Some(Err(error.into())),
+    };
+    let Some(budget) = reserve_within(&state.limits, &header, deadline).await else {
+        return Some(Err(no_room(state, &header)));
+    };
+    let body = match within(deadline, read_body(stream, header.body_len())).await? {
+        Ok(body) => body,
+        Err(error) => return Some(Err(error.into())),
+    };
+    let frame = Frame {
+        code: header.code,
+        correlation: header.correlation,
+        body,
+    };
+    Some(Ok((frame, budget)))
+}
+
+/// Room in the budget for `header`'s body, waiting (a pause that doubles up
+/// to [`MAX_PAUSE`]) until there is, or `None` once `deadline` has passed.
+async fn reserve_within(
+    limits: &Arc<Limits>,
+    header: &Header,
+    deadline: Option<Instant>,
+) -> Option<Reservation> {
+    let mut pause = Duration::from_millis(1);
+    let mut waited = false;
+    loop {
+        if let Some(reservation) = limits.reserve(header.body_len()) {
+            if waited {
+                debug!(
+                    bytes = header.body_len(),
+                    "a request had to wait for the budget"
+                );
+            }
+            return Some(reservation);
+        }
+        if deadline.is_some_and(|deadline| Instant::now() + pause > deadline) {
+            return None;
+        }
+        waited = true;
+        compio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
+    }
+}
+
+/// The error a request gets when the budget had no room for it in time.
+fn no_room(state: &ShardState, header: &Header) -> Unread {
+    let limits = &state.limits;
+    let message = format!(
+        "no room for a request of {} bytes: the server's limit of {} request bytes in \
+         flight stayed taken by other connections; retry later, or send smaller requests",
+        header.body_len(),
+        limits.max_in_flight()
+    );
+    if let Some(more) = limits.refusals.event(Instant::now()) {
+        warn!(
+            shard = state.id,
+            "request refused: {message}{}",
+            and_more(more)
+        );
+    }
+    Unread::Refused {
+        correlation: header.correlation,
+        error: WireError::new(status::FRAME_TOO_LARGE, message),
+    }
+}
+// ANCHOR_END: read_request
+
 /// One of the engine's requests, or the error that closes the connection.
 fn decode(frame: Frame) -> Result<Request, WireError> {
     match Request::decode(frame.code, frame.body) {
@@ -186,17 +298,14 @@ fn decode(frame: Frame) -> Result<Request, WireError> {
     }
 }
 
-/// The next frame, or `None` if none arrived whole within `idle`.
-async fn read_within(
-    stream: &mut TcpStream,
-    max_frame_len: u32,
-    idle: Option<Duration>,
-) -> Option<Result<Frame, FrameError>> {
-    match idle {
-        Some(idle) => compio::time::timeout(idle, read_frame(stream, max_frame_len))
-            .await
-            .ok(),
-        None => Some(read_frame(stream, max_frame_len).await),
+/// `future`'s output, or `None` if `deadline` passes first (`None`: no deadline).
+async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            compio::time::timeout(left, future).await.ok()
+        }
+        None => Some(future.await),
     }
 }
 

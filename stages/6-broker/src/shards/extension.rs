@@ -37,6 +37,7 @@ use crate::shards::topics::{self, TopicSpec};
 use crate::shards::wire::WireError;
 use crate::storage::config::Config;
 use crate::storage::partition::{Partition, Polled};
+use crate::storage::recovery::RecoveryReport;
 
 // ANCHOR: extension
 /// What a product adds to the engine. Called from every shard's thread, so
@@ -69,6 +70,13 @@ pub trait Extension: Send + Sync + 'static {
     fn produced(&self, _shard: usize, _topic: u32, _records: u64, _bytes: u64) {}
     /// A connection on `shard` polled from `topic`.
     fn polled(&self, _shard: usize, _topic: u32, _records: u64, _bytes: u64) {}
+    /// A partition on `shard` was repaired as it opened (a torn tail erased,
+    /// indexes rebuilt); the engine has logged what.
+    fn recovered(&self, _shard: usize, _report: &RecoveryReport) {}
+    /// A partition on `shard` failed: it could not be opened at start, or it
+    /// refuses writes after a failed write or sync. It stays failed until a
+    /// restart; the engine has logged why.
+    fn partition_failed(&self, _shard: usize, _topic: u32, _partition: u32) {}
 }
 // ANCHOR_END: extension
 

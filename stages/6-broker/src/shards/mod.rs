@@ -8,6 +8,7 @@
 //! - [`shard`]: a shard's state and the task that owns each partition;
 //! - [`wire`], [`frame`] and [`protocol`]: stage 4's bytes, read with owned buffers;
 //! - [`connection`]: one client, one request at a time, a poll sent without a copy;
+//! - [`limits`]: connections in all and per peer, and request bytes in flight, over every shard;
 //! - [`topics`]: creating and deleting a topic on every shard;
 //! - [`extension`]: the seam where the broker plugs in;
 //! - [`server`]: starting the shards, and stopping them without losing a request.
@@ -16,6 +17,7 @@ pub mod connection;
 pub mod driver;
 pub mod extension;
 pub mod frame;
+pub mod limits;
 pub mod protocol;
 pub mod router;
 pub mod server;

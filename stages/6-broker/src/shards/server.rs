@@ -19,8 +19,11 @@
 //! when every shard has recovered its partitions does `start` return.
 //!
 //! Connections: at most [`ServerConfig::max_connections`] open at once over
-//! every shard (one more is told so and closed), and one that sends no
-//! complete frame for [`ServerConfig::idle_timeout`] is closed.
+//! every shard, and [`ServerConfig::max_connections_per_peer`] from one
+//! address (one more is told so and closed); one that sends no complete
+//! frame for [`ServerConfig::idle_timeout`] is closed; and the bodies of
+//! large requests in flight over every connection are bounded by
+//! [`ServerConfig::max_request_bytes_in_flight`] (see [`crate::shards::limits`]).
 //!
 //! Shutdown ([`Server::shutdown`]), in two steps so that no request is lost
 //! between shards: first every shard stops accepting and closes its
@@ -34,7 +37,9 @@
 //! (`lock_data`), held until the process ends (the kernel drops it even on
 //! SIGKILL, so a crash never leaves a stale lock to clean by hand). And
 //! because `SO_REUSEPORT` would let a second server share a fixed port
-//! silently, the port is first probed with a plain bind (`check_port_free`).
+//! silently, the port is first probed with a bind without it
+//! (`check_port_free`), which also lets a restart right after a SIGKILL take
+//! the port the dead server's sockets are still letting go of.
 //!
 //! Deliberate simplification: the kernel's hash does not rebalance
 //! long-lived connections, so a few connections may all land on one shard.
@@ -45,23 +50,23 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use compio::io::AsyncWrite;
 use compio::net::TcpListener;
 use futures_util::future::{Either, select};
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::shards::connection::serve_connection;
 use crate::shards::driver::{IoDriver, driver_name};
 use crate::shards::extension::{Extension, Plain};
 use crate::shards::frame::write_frame;
+use crate::shards::limits::{Admitted, Limits, and_more};
 use crate::shards::router::ShardMessage;
-use crate::shards::shard::{ShardState, saver};
+use crate::shards::shard::{OnFailure, ShardState, saver};
 use crate::shards::topics::{TopicSpec, catalog_writer};
 use crate::shards::wire::status;
 use crate::storage::config::{Config, ConfigError};
@@ -93,6 +98,13 @@ pub struct ServerConfig {
     /// The most connections open at once, over every shard; one more gets a
     /// `TOO_MANY_CONNECTIONS` reply and is closed.
     pub max_connections: usize,
+    /// The most connections open at once from one peer address, over every
+    /// shard (`None`: no such limit); one more is refused the same way.
+    pub max_connections_per_peer: Option<usize>,
+    /// The most bytes of large request bodies held at once, over every
+    /// connection (never fewer than `max_frame_len`); a request that does
+    /// not fit waits, unread, until it does or the idle timeout ends it.
+    pub max_request_bytes_in_flight: usize,
     /// A connection that sends no complete frame for this long is closed
     /// (between requests only); `None` never closes one.
     pub idle_timeout: Option<Duration>,
@@ -112,6 +124,8 @@ impl ServerConfig {
             storage: Config::default(),
             max_frame_len: crate::shards::frame::DEFAULT_MAX_FRAME_LEN,
             max_connections: 1024,
+            max_connections_per_peer: Some(256),
+            max_request_bytes_in_flight: 256 << 20,
             idle_timeout: Some(Duration::from_secs(300)),
         }
     }
@@ -213,7 +227,12 @@ pub fn start_with(
     let topics = extension
         .topics(&config.data, &config.storage)
         .map_err(ServerError::Metadata)?;
-    let connections = Arc::new(AtomicUsize::new(0));
+    let limits = Arc::new(Limits::new(
+        config.max_connections,
+        config.max_connections_per_peer,
+        config.max_request_bytes_in_flight,
+        config.max_frame_len,
+    ));
     check_port_free(config.listen)?;
     let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
     let addr = first
@@ -242,7 +261,7 @@ pub fn start_with(
             listener,
             config: config.clone(),
             topics: topics.clone(),
-            connections: Arc::clone(&connections),
+            limits: Arc::clone(&limits),
             extension: Arc::clone(&extension),
             ready: ready.clone(),
         };
@@ -319,21 +338,73 @@ fn lock_data(data: &std::path::Path) -> Result<std::fs::File, ServerError> {
 }
 // ANCHOR_END: lock_data
 
+// ANCHOR: check_port_free
+/// How long a start waits for a fixed port that is still listened on, in
+/// case the listener belongs to a server that was just killed: a SIGKILLed
+/// process's io_uring ring is torn down by the kernel *after* the process
+/// is reaped (in a kernel worker), and its pending `accept`s keep the
+/// listening sockets open until then, so `ss` still shows them in `LISTEN`
+/// right after `waitpid` returned (the broker's `tests/restart.rs` fails
+/// without this wait). The teardown waits on every request the ring still
+/// has, hence a grace of seconds. A live server never lets go of its port,
+/// so a second server is still refused, only later.
+pub const PORT_RELEASE_GRACE: Duration = Duration::from_secs(5);
+
 /// Fails if another process listens on `addr`'s fixed port. Every shard's
 /// socket sets `SO_REUSEPORT`, and so would another server's: their binds
 /// would both succeed and the kernel would split connections between them.
-/// A plain bind (no `SO_REUSEPORT`) is refused while anyone listens there.
+/// So the probe is a socket *without* `SO_REUSEPORT`, whose bind the kernel
+/// refuses while any socket listens on the port; but *with* `SO_REUSEADDR`,
+/// so that the connections a killed server leaves behind (in `FIN_WAIT` or
+/// `TIME_WAIT` for up to a minute) do not count. It is bound, never listened
+/// on, so no client's connection can land in it.
+///
+/// A refusal is tried again for [`PORT_RELEASE_GRACE`]: a server that was
+/// SIGKILLed a moment ago may still hold its listeners (see there).
+/// Rejected: `SO_REUSEPORT` on the probe (it would join a live server's
+/// group instead of detecting it), and no probe (two servers sharing a port
+/// without a word).
+///
 /// Port 0 asks for a fresh port, which nobody holds.
 fn check_port_free(addr: SocketAddr) -> Result<(), ServerError> {
+    const LOOK_EVERY: Duration = Duration::from_millis(20);
     if addr.port() == 0 {
         return Ok(());
     }
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(io(format!(
-            "listening on {addr} (is another server running?)"
-        )))
+    let probe = || -> std::io::Result<()> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())
+    };
+    let deadline = Instant::now() + PORT_RELEASE_GRACE;
+    let mut said = false;
+    loop {
+        match probe() {
+            Ok(()) => return Ok(()),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
+            {
+                if !said {
+                    said = true;
+                    warn!(
+                        %addr,
+                        "the port is in use; waiting up to {} s in case it is a server \
+                         that was just killed and whose sockets are still closing",
+                        PORT_RELEASE_GRACE.as_secs()
+                    );
+                }
+                std::thread::sleep(LOOK_EVERY);
+            }
+            Err(error) => {
+                return Err(ServerError::Io {
+                    what: format!("listening on {addr} (is another server running?)"),
+                    source: error,
+                });
+            }
+        }
+    }
 }
+// ANCHOR_END: check_port_free
 
 /// Fails at start, with a message an operator can act on, when the data
 /// folder cannot do Direct I/O (tmpfs before Linux 6.6, some network file
@@ -370,7 +441,7 @@ struct Shard {
     listener: std::net::TcpListener,
     config: ServerConfig,
     topics: Vec<TopicSpec>,
-    connections: Arc<AtomicUsize>,
+    limits: Arc<Limits>,
     extension: Arc<dyn Extension>,
     ready: flume::Sender<Ready>,
 }
@@ -407,7 +478,7 @@ impl Shard {
             listener,
             config,
             topics,
-            connections,
+            limits,
             extension,
             ready,
         } = self;
@@ -431,16 +502,20 @@ impl Shard {
             stopped,
             catalog: Default::default(),
             driver,
-            connections,
-            max_connections: config.max_connections,
+            limits,
             idle_timeout: config.idle_timeout,
             extension: Arc::clone(&extension),
         });
         for topic in &topics {
-            if let Err(error) = state
-                .open_topic(topic.id, topic.partitions, &topic.config)
-                .await
-            {
+            // A partition that cannot be opened is served as failed, not a
+            // reason to refuse to start (see `OnFailure`).
+            let opened = state.open_topic(
+                topic.id,
+                topic.partitions,
+                &topic.config,
+                OnFailure::MarkFailed,
+            );
+            if let Err(error) = opened.await {
                 return fail(format!("topic {}: {}", topic.id, error.message));
             }
             state.publish(topic);
@@ -498,7 +573,8 @@ async fn inbox_loop(
             } => {
                 let state = Rc::clone(&state);
                 compio::runtime::spawn(async move {
-                    let _ = done.send(state.open_topic(topic, partitions, &config).await);
+                    let opened = state.open_topic(topic, partitions, &config, OnFailure::Refuse);
+                    let _ = done.send(opened.await);
                 })
                 .detach();
             }
@@ -542,14 +618,20 @@ async fn inbox_loop(
 
 // ANCHOR: accept
 /// Accepts connections until the shard stops; each one is a task on this
-/// shard. One over the server's limit is told so and closed.
+/// shard. One over the server's limit, or over its peer address's, is told
+/// so and closed.
 ///
-/// The limit is one `AtomicUsize` shared by every shard: it is written once
-/// per connect and once per disconnect, never per request, so the cache
-/// line it bounces between cores costs nothing measurable. Rejected: a
-/// share of the limit per shard, which refuses connections on one shard
-/// while another has room (the kernel's `SO_REUSEPORT` hash is not even).
+/// The limits are one [`Limits`] shared by every shard: written once per
+/// connect and once per disconnect, never per request, so the cache lines
+/// it bounces between cores cost nothing measurable. Rejected: a share of
+/// the limit per shard, which refuses connections on one shard while
+/// another has room (the kernel's `SO_REUSEPORT` hash is not even), and
+/// cannot see one peer's connections spread over the shards.
 async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Sender<()>) {
+    if state.id == 0 {
+        // One shard is enough: the allocator's memory is the whole process's.
+        compio::runtime::spawn(give_back_memory(Rc::clone(&state))).detach();
+    }
     loop {
         let accepted = {
             let next = pin!(listener.accept());
@@ -563,25 +645,32 @@ async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Send
             Ok((stream, peer)) => {
                 let alive = alive.clone();
                 let state = Rc::clone(&state);
-                let open = state.connections.fetch_add(1, Ordering::Relaxed);
-                if open >= state.max_connections {
-                    state.connections.fetch_sub(1, Ordering::Relaxed);
-                    state.extension.connection_refused(state.id);
-                    warn!(%peer, limit = state.max_connections, "connection refused: at the limit");
-                    compio::runtime::spawn(async move {
-                        refuse_over_limit(stream, state.max_connections).await;
-                        drop(alive);
-                    })
-                    .detach();
-                    continue;
-                }
+                let admitted = match state.limits.admit(peer.ip()) {
+                    Ok(admitted) => admitted,
+                    Err(refusal) => {
+                        let message = refusal.message(peer.ip());
+                        state.extension.connection_refused(state.id);
+                        // A client can be refused as fast as it connects:
+                        // one line a second, saying how many it stands for.
+                        if let Some(more) = state.limits.refusals.event(Instant::now()) {
+                            warn!(%peer, "connection refused: {message}{}", and_more(more));
+                        }
+                        compio::runtime::spawn(async move {
+                            refuse_over_limit(stream, &message).await;
+                            drop(alive);
+                        })
+                        .detach();
+                        continue;
+                    }
+                };
                 state.extension.connection_opened(state.id);
                 let counted = OpenConnection {
                     state,
+                    _admitted: admitted,
                     _alive: alive,
                 };
                 compio::runtime::spawn(async move {
-                    serve_connection(Rc::clone(&counted.state), stream).await;
+                    serve_connection(Rc::clone(&counted.state), stream, peer).await;
                     drop(counted);
                 })
                 .detach();
@@ -597,11 +686,34 @@ async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Send
 }
 // ANCHOR_END: accept
 
+/// Shard 0, once a second until the shard stops: gives freed request
+/// memory back to the kernel when it is due ([`Limits::give_back_memory`]).
+/// Rejected: doing it as the last large request is freed, which may run
+/// before that request's body is (it is freed on the partition's shard),
+/// and then not again until the next large request.
+async fn give_back_memory(state: Rc<ShardState>) {
+    loop {
+        let tick = pin!(compio::time::sleep(Duration::from_secs(1)));
+        let stopped = pin!(state.stopped.recv_async());
+        if let Either::Right(_) = select(tick, stopped).await {
+            return;
+        }
+        if state.limits.give_back_memory() {
+            debug!(
+                shard = state.id,
+                "freed request memory given back to the kernel"
+            );
+        }
+    }
+}
+
 /// A connection counted as open: dropping it uncounts it, on every way the
 /// connection's task ends (returned, or dropped with the runtime), so the
-/// limit never fills with connections that are gone.
+/// limits never fill with connections that are gone.
 struct OpenConnection {
     state: Rc<ShardState>,
+    /// Counted in the server's and its peer's limits until dropped.
+    _admitted: Admitted,
     /// Held until the connection ends: the drain waits for every clone.
     _alive: flume::Sender<()>,
 }
@@ -609,13 +721,11 @@ struct OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.state.extension.connection_closed(self.state.id);
-        self.state.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// The one frame a connection over the limit gets, before it is closed.
-async fn refuse_over_limit(mut stream: compio::net::TcpStream, limit: usize) {
-    let message = format!("the server is at its limit of {limit} connections; retry later");
+/// The one frame a connection over a limit gets, before it is closed.
+async fn refuse_over_limit(mut stream: compio::net::TcpStream, message: &str) {
     let _ = write_frame(
         &mut stream,
         status::TOO_MANY_CONNECTIONS,
@@ -654,26 +764,11 @@ impl Server {
         if self.threads.is_empty() {
             return Ok(());
         }
-        let mut waits = Vec::new();
-        for inbox in &self.inboxes {
-            let (done, wait) = flume::bounded(1);
-            if inbox.send(ShardMessage::Drain { done }).is_ok() {
-                waits.push(wait);
-            }
-        }
-        for wait in waits {
-            let _ = wait.recv();
-        }
-        let mut waits = Vec::new();
-        for inbox in &self.inboxes {
-            let (done, wait) = flume::bounded(1);
-            if inbox.send(ShardMessage::Finish { done }).is_ok() {
-                waits.push(wait);
-            }
-        }
+        let drained: Vec<Option<()>> = self.ask_every_shard(|done| ShardMessage::Drain { done });
+        drop(drained);
         let mut result = Ok(());
-        for wait in waits {
-            if let Ok(Err(error)) = wait.recv() {
+        for flushed in self.ask_every_shard(|done| ShardMessage::Finish { done }) {
+            if let Some(Err(error)) = flushed {
                 result = result.and(Err(ServerError::Flush(error)));
             }
         }
@@ -682,11 +777,89 @@ impl Server {
         }
         result
     }
+
+    // ANCHOR: ask_every_shard
+    /// Sends every shard a message made with a fresh `done` sender and waits
+    /// for each answer, or for that shard's thread to end without one.
+    ///
+    /// Why not just wait on the answer: a shard that failed to start leaves
+    /// its thread, and with it the inbox's receiver, while the message may
+    /// already sit in the inbox. flume keeps a queued message (and the `done`
+    /// sender inside it) for as long as any *sender* of the inbox lives, and
+    /// this server holds one: so the answer neither comes nor fails, and a
+    /// plain `recv` waited for ever (a start that failed on a corrupt
+    /// partition sometimes hung here). The thread's end is the signal that
+    /// no answer will come.
+    fn ask_every_shard<T>(
+        &self,
+        message: impl Fn(flume::Sender<T>) -> ShardMessage,
+    ) -> Vec<Option<T>> {
+        let mut waits = Vec::with_capacity(self.inboxes.len());
+        for inbox in &self.inboxes {
+            let (done, wait) = flume::bounded(1);
+            let sent = inbox.send(message(done)).is_ok();
+            waits.push(sent.then_some(wait));
+        }
+        waits
+            .into_iter()
+            .enumerate()
+            .map(|(shard, wait)| {
+                let thread = self.threads.get(shard);
+                wait.and_then(|wait| answer_or_end(&wait, thread))
+            })
+            .collect()
+    }
+    // ANCHOR_END: ask_every_shard
+}
+
+/// The answer on `wait`, or `None` once it cannot come: its sender dropped,
+/// or `thread` (the shard that should answer) ended without answering.
+fn answer_or_end<T>(wait: &flume::Receiver<T>, thread: Option<&JoinHandle<()>>) -> Option<T> {
+    // How often to look at the thread while waiting: the answer itself
+    // wakes the wait at once, so this only bounds how long a shard that
+    // is gone keeps a stop waiting.
+    const LOOK_EVERY: Duration = Duration::from_millis(50);
+    loop {
+        match wait.recv_timeout(LOOK_EVERY) {
+            Ok(answer) => return Some(answer),
+            Err(flume::RecvTimeoutError::Disconnected) => return None,
+            Err(flume::RecvTimeoutError::Timeout) => {
+                if thread.is_none_or(JoinHandle::is_finished) {
+                    // One last look: it may have answered just before ending.
+                    return wait.try_recv().ok();
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Server {
     /// A server dropped without [`Server::shutdown`] still flushes and stops.
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_stop_does_not_wait_for_a_shard_that_ended_with_the_message_queued() {
+        // A shard that failed to start: its thread ends without reading its
+        // inbox, while a sender of the inbox (the server's) lives on and the
+        // message with its `done` sender stays queued.
+        let (inbox, receiver) = flume::unbounded::<flume::Sender<()>>();
+        let (done, wait) = flume::bounded(1);
+        inbox.send(done).unwrap();
+        let thread = std::thread::spawn(move || drop(receiver));
+        assert_eq!(answer_or_end(&wait, Some(&thread)), None);
+        // A shard that answers is waited for.
+        let (done, wait) = flume::bounded(1);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(120));
+            done.send(7).unwrap();
+        });
+        assert_eq!(answer_or_end(&wait, Some(&thread)), Some(7));
     }
 }

@@ -44,18 +44,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize};
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
 use crate::shards::extension::{Extension, PartitionAt, PartitionJob};
+use crate::shards::limits::Limits;
 use crate::shards::router::{Key, Op, Reply, ShardMessage, owner, partition_dir};
 use crate::shards::topics::{CatalogRequest, TopicSpec};
 use crate::shards::wire::{WireError, status};
 use crate::storage::config::Config;
 use crate::storage::error::Error;
 use crate::storage::partition::Partition;
+use crate::storage::recovery::RecoveryReport;
 
 /// What a shard's connections see of a topic.
 #[derive(Debug)]
@@ -95,10 +97,9 @@ pub struct ShardState {
     pub(crate) catalog: RefCell<Option<flume::Sender<CatalogRequest>>>,
     /// The io driver's name.
     pub(crate) driver: &'static str,
-    /// Connections open over every shard, against `max_connections`.
-    pub(crate) connections: Arc<AtomicUsize>,
-    /// The most connections open at once, over every shard.
-    pub(crate) max_connections: usize,
+    /// What every shard enforces together: connections in all and per
+    /// peer, request bytes in flight ([`crate::shards::limits`]).
+    pub(crate) limits: Arc<Limits>,
     /// Close a connection that sends no complete frame for this long.
     pub(crate) idle_timeout: Option<Duration>,
     /// What the product adds (the engine's [`crate::shards::extension::Plain`] alone).
@@ -251,6 +252,7 @@ impl ShardState {
         topic: u32,
         partitions: u32,
         config: &Config,
+        on_failure: OnFailure,
     ) -> Result<(), WireError> {
         for partition in 0..partitions {
             if owner(topic, partition, self.inboxes.len()) != self.id
@@ -259,22 +261,58 @@ impl ShardState {
                 continue;
             }
             let dir = partition_dir(&self.data, topic, partition);
-            let mut opened = Partition::open(&dir, config.clone())
-                .await
-                .map_err(storage_error)?;
-            // Told to the product (the broker's fsync histogram) with this
-            // shard's number: the sync runs on this thread.
-            let extension = Arc::clone(&self.extension);
-            let shard = self.id;
-            opened.on_sync(Box::new(move |took| extension.synced(shard, took)));
-            let (queue, requests) = flume::unbounded();
             let shard = u32::try_from(self.id).unwrap_or(u32::MAX);
-            compio::runtime::spawn(partition_task(opened, shard, partition, requests)).detach();
+            let (queue, requests) = flume::unbounded();
+            match Partition::open(&dir, config.clone()).await {
+                Ok(mut opened) => {
+                    self.report_recovery(topic, partition, opened.recovery());
+                    // Told to the product (the broker's fsync histogram) with
+                    // this shard's number: the sync runs on this thread.
+                    let extension = Arc::clone(&self.extension);
+                    let id = self.id;
+                    opened.on_sync(Box::new(move |took| extension.synced(id, took)));
+                    let failed = self.on_failed(topic, partition);
+                    let task = partition_task(opened, shard, partition, requests, failed);
+                    compio::runtime::spawn(task).detach();
+                }
+                Err(error) if on_failure == OnFailure::MarkFailed => {
+                    let reason = failed_at_start(topic, partition, &dir, &error);
+                    error!(shard, topic, partition, "{}", reason.message);
+                    (self.on_failed(topic, partition))();
+                    compio::runtime::spawn(failed_partition_task(reason, requests)).detach();
+                }
+                Err(error) => return Err(storage_error(error)),
+            }
             self.partitions
                 .borrow_mut()
                 .insert((topic, partition), queue);
         }
         Ok(())
+    }
+
+    /// Says what recovery repaired, if anything, in the log and to the
+    /// product's counters: a repair is never silent.
+    fn report_recovery(&self, topic: u32, partition: u32, report: &RecoveryReport) {
+        let repairs = repairs(report);
+        if repairs.is_empty() {
+            return;
+        }
+        warn!(
+            shard = self.id,
+            topic,
+            partition,
+            "recovered: {} ({} records kept)",
+            repairs.join(", "),
+            report.records
+        );
+        self.extension.recovered(self.id, report);
+    }
+
+    /// What tells the product that partition `partition` of `topic` failed.
+    fn on_failed(&self, topic: u32, partition: u32) -> Box<dyn Fn()> {
+        let extension = Arc::clone(&self.extension);
+        let id = self.id;
+        Box::new(move || extension.partition_failed(id, topic, partition))
     }
 
     /// Adds a topic to this shard's copy of the metadata.
@@ -341,6 +379,7 @@ pub async fn partition_task(
     shard: u32,
     number: u32,
     requests: flume::Receiver<PartitionOp>,
+    failed: Box<dyn Fn()>,
 ) {
     let mut reported = false;
     let mut last_problem: Option<String> = None;
@@ -364,6 +403,7 @@ pub async fn partition_task(
                         }
                     } else if !reported {
                         error!(shard, partition = number, "partition failed: {problem}");
+                        failed();
                         reported = true;
                     }
                 }
@@ -429,6 +469,73 @@ async fn serve_op(partition: &mut Partition, shard: u32, number: u32, op: Op) {
             job.run(partition, at).await;
         }
     }
+}
+
+/// Whether a partition that cannot be opened fails the whole operation (a
+/// create: the client is told, and the create undone) or is marked failed
+/// while everything else is served (start-up: one damaged partition must not
+/// keep the rest of the broker down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Return the error.
+    Refuse,
+    /// Serve the partition as failed, with the reason and how to repair it.
+    MarkFailed,
+}
+
+/// The answer every request to a partition that failed to open gets.
+fn failed_at_start(topic: u32, partition: u32, dir: &Path, error: &Error) -> WireError {
+    WireError::new(
+        status::PARTITION_FAILED,
+        format!(
+            "partition {partition} of topic {topic} could not be opened at start: {error}. \
+             Its files are left as they are. To repair it: stop the server, restore {dir} \
+             from a backup, or move it aside (the partition then starts empty, its records \
+             and consumer offsets gone), and start again",
+            dir = dir.display()
+        ),
+    )
+}
+
+// ANCHOR: failed_partition_task
+/// The task of a partition that could not be opened at start: every request
+/// is answered with why, so that the rest of the broker serves on; it holds
+/// no files, so there is nothing to flush.
+async fn failed_partition_task(reason: WireError, requests: flume::Receiver<PartitionOp>) {
+    while let Ok(op) = requests.recv_async().await {
+        match op {
+            PartitionOp::Request(op) => answer(op, reason.clone()),
+            PartitionOp::Tick => {}
+            PartitionOp::Flush(done) => {
+                let _ = done.send(Ok(()));
+            }
+            PartitionOp::Close(done) => {
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+// ANCHOR_END: failed_partition_task
+
+/// Each thing recovery repaired, in words, for the log.
+fn repairs(report: &RecoveryReport) -> Vec<String> {
+    let counted = [
+        (report.torn_bytes_erased, "bytes of a torn write erased"),
+        (report.index_entries_dropped, "offset index entries dropped"),
+        (report.index_entries_rebuilt, "offset index entries rebuilt"),
+        (report.time_entries_dropped, "time index entries dropped"),
+        (report.time_entries_rebuilt, "time index entries rebuilt"),
+        (
+            report.stray_files_removed as u64,
+            "stray index files removed",
+        ),
+    ];
+    counted
+        .into_iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect()
 }
 
 // ANCHOR: saver

@@ -25,6 +25,7 @@ use tracing::info;
 use crate::shards::router::ShardMessage;
 use crate::shards::shard::{ShardState, storage_stopped};
 use crate::shards::wire::WireError;
+use crate::storage::aligned::ALIGN;
 use crate::storage::config::Config;
 
 /// The most partitions a topic may have (stage 4's limit).
@@ -93,15 +94,72 @@ pub fn check_partitions(partitions: u32) -> Result<(), WireError> {
     }
 }
 
+/// Refuses a create whose partitions would not fit on the disk holding
+/// `data`: each new partition's first step (its first segment's file, see
+/// [`crate::storage::segment`]) and its folder's block, plus a reserve of
+/// one more step for each, so that the topic can take writes past its first
+/// few megabytes before a full disk stops it. Nothing is created either
+/// way: a topic of 1024 partitions on a small disk is refused whole here,
+/// rather than failing at its hundredth partition with the disk full for
+/// everyone else.
+///
+/// Rejected reserves: a fixed one (64 MiB is most of a small disk, and
+/// nothing beside a topic of a thousand partitions), and a fraction of the
+/// disk (it says nothing about what this topic needs). `STORAGE`, not
+/// `INVALID`: the request is well formed, and the same create succeeds on a
+/// disk with room, or on this one once space is freed, as a produce refused
+/// by a full disk does (`Error::NoSpace` answers `STORAGE` too).
+///
+/// The space is `statvfs`'s count of blocks free for unprivileged users, on
+/// the nearest folder of `data` that exists; a blocking system call on the
+/// caller's thread, which answers from the file system's counters in memory.
+pub fn check_room(data: &Path, partitions: u32, config: &Config) -> Result<(), WireError> {
+    const MIB: u64 = 1 << 20;
+    let first_step = config.preallocate_step.min(config.segment_size);
+    let count = u64::from(partitions);
+    let needed = count.saturating_mul(first_step.saturating_add(ALIGN as u64));
+    let reserve = count.saturating_mul(first_step);
+    let free = free_bytes(data)?;
+    if needed.saturating_add(reserve) <= free {
+        return Ok(());
+    }
+    Err(WireError::storage(format!(
+        "not enough disk space: the topic needs {} MiB for its {partitions} partitions' \
+         first segments plus a reserve of {} MiB; the data folder has {} MiB free",
+        needed.div_ceil(MIB),
+        reserve.div_ceil(MIB),
+        free / MIB
+    )))
+}
+
+/// Bytes free for files on the file system of `data` (or of its nearest
+/// folder that exists: the data folder of a first create may not yet).
+fn free_bytes(data: &Path) -> Result<u64, WireError> {
+    let nearest = data
+        .ancestors()
+        .find(|path| !path.as_os_str().is_empty() && path.exists())
+        .unwrap_or(Path::new("."));
+    match rustix::fs::statvfs(nearest) {
+        Ok(stat) => Ok(stat.f_bavail.saturating_mul(stat.f_frsize)),
+        Err(errno) => Err(WireError::storage(format!(
+            "cannot tell the free space of {}: {errno}",
+            nearest.display()
+        ))),
+    }
+}
+
 impl ShardState {
     /// Every shard opens its partitions of topic `id`, then the topic's
-    /// `partitions` file is written: the first step of a create.
+    /// `partitions` file is written: the first step of a create. A topic
+    /// that would not fit on the disk is refused first ([`check_room`]),
+    /// before any shard is asked for anything.
     pub async fn open_everywhere(
         &self,
         id: u32,
         partitions: u32,
         config: &Config,
     ) -> Result<(), WireError> {
+        check_room(&self.data, partitions, config)?;
         let mut waits = Vec::with_capacity(self.inboxes.len());
         for inbox in &self.inboxes {
             let (done, wait) = flume::bounded(1);

@@ -44,10 +44,10 @@ const TOPIC: u32 = 1;
 /// The named consumer whose stored offsets must never go back.
 const CONSUMER: &str = "torture";
 /// How long a request may take before the server counts as hung.
-const TIMEOUT: Duration = Duration::from_secs(20);
+const TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a round waits for a rollover or a deletion before it kills
 /// anyway (and counts the kill as a plain `produce` one).
-const MOMENT_WAIT: Duration = Duration::from_secs(15);
+const MOMENT_WAIT: Duration = Duration::from_secs(60);
 
 /// What the driver was asked to do.
 #[derive(Debug, Clone)]
