@@ -7,9 +7,11 @@
 //!   checksums, the copy into the aligned write buffer, index entries),
 //!   written 1 MiB (the default `flush_bytes`) or 4 MiB at a time under fsync
 //!   `never`, and one `flush` (write + fdatasync) at the end, inside the timing;
+//!   the segment's file grows as the records come (stage 6's
+//!   `segment::growth_target`), and its grows are inside the timing too;
 //! - **raw** rows: the same number of bytes in `O_DIRECT` writes of the same
 //!   size (1 MiB or 4 MiB) from an
-//!   aligned buffer to a preallocated file (as a segment is), then one
+//!   aligned buffer to a file preallocated whole (no grow at all), then one
 //!   fdatasync; once with blocking `pwrite` (the ladder's raw limit) and once
 //!   through compio, to show what the runtime itself costs;
 //! - **read** rows: every record polled back, 1000 per poll (about 1 MiB),
@@ -458,7 +460,8 @@ impl RawRounds {
     }
 }
 
-/// A file of `bytes` preallocated as a segment is, for the raw rows.
+/// A file of `bytes` preallocated whole, for the raw rows: the limit, with
+/// no grow inside the timing.
 fn raw_file(dir: &Path, name: &str, bytes: u64) -> anyhow::Result<std::fs::File> {
     let path = dir.join(name);
     let file = OpenOptions::new()

@@ -1,10 +1,11 @@
-//! Segment files allocated ahead of the records, a step at a time, never a
-//! whole segment up front: what a partition costs the disk while idle, the
-//! file growing as appends pass each step (Direct I/O on and off, both
-//! drivers), recovery of files of every length a crash mid-grow can leave,
-//! appends that go on across a step and a segment roll after a reopen; and a
-//! topic create that cannot fit refused before anything is made, on a real
-//! small ext4 file system.
+//! Segment files allocated ahead of the records in steps, never a whole
+//! segment up front: what a partition costs the disk while idle, the file
+//! growing by what it holds as appends pass its end (Direct I/O on and off,
+//! both drivers), recovery of files of every length a crash mid-grow can
+//! leave, appends that go on across a step and a segment roll after a
+//! reopen; and, on a real small ext4 file system, a full disk at a grow that
+//! refuses the batch and fails nothing, and a topic create that cannot fit,
+//! refused before anything is made.
 //!
 //! Sizes here are read from the files, not from the config: the first
 //! step is the new file's length, so the tests hold whatever step is

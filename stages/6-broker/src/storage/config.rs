@@ -20,9 +20,10 @@ pub struct Config {
     /// The unit a segment's file grows in: a new segment's file is
     /// allocated this many bytes (or `segment_size`, if smaller), and an
     /// append that would reach past the allocated length first grows it by
-    /// as much as it holds, from one step to sixteen, committing the new
-    /// length once (see [`crate::storage::segment::growth_target`]). So an
-    /// idle partition takes one step of disk. A multiple of 4096.
+    /// as much as it holds, from one step to sixteen (see
+    /// [`crate::storage::segment::growth_target`]); the next sync commits
+    /// the new length, once per grow. So an idle partition takes one step
+    /// of disk. A multiple of 4096.
     pub preallocate_step: u64,
     /// Open segments with `O_DIRECT`: writes and reads go between the aligned
     /// buffers and the device, past the page cache. Off, the same code makes

@@ -331,7 +331,7 @@ impl Partition {
         }
         // Room in the file first, before anything is stamped or buffered: a
         // full disk at the segment's next step refuses this batch and fails
-        // nothing. Any other error (its sync's) fails the partition.
+        // nothing. Any other I/O error fails the partition.
         match self.active_mut().log.reserve(bytes).await {
             Ok(()) => {}
             Err(error @ Error::NoSpace { .. }) => return Err(error),

@@ -12,17 +12,17 @@
 //!   step (`Config::preallocate_step`, at most the capacity) with `fallocate`
 //!   (mode 0, not `KEEP_SIZE`); before an append's bytes would reach past the
 //!   allocated length, the file grows, by as much as it holds (one step, then
-//!   two, four, up to sixteen at once: [`growth_target`]), and one
-//!   `sync_all` commits the new length before any record is written there.
-//!   So records always lie inside a length already on disk, and the
-//!   `fdatasync` that covers them never has a new file length to commit: the
-//!   size changes a few times per segment, not once per write. An idle
-//!   partition costs its first step (4 MiB by default). Rejected: the whole
-//!   segment up front, which gave a file the full capacity from birth and so
-//!   made an idle partition cost a gigabyte (a 1024-partition topic asked
-//!   the disk for a terabyte before it held a record); and a file that grows
-//!   with every write, which makes every sync commit a new length, the cost
-//!   stage 2 measured.
+//!   two, four, up to sixteen at once: [`growth_target`]). So the length
+//!   changes a few times per segment, not once per write, and only the first
+//!   `fdatasync` after a grow has a new length to commit, together with the
+//!   records' extents it commits anyway (see `Segment::grow_to`); a sync
+//!   that makes records durable makes the length that holds them durable.
+//!   An idle partition costs its first step (4 MiB by default). Rejected:
+//!   the whole segment up front, which gave a file the full capacity from
+//!   birth and so made an idle partition cost a gigabyte (a 1024-partition
+//!   topic asked the disk for a terabyte before it held a record); and a
+//!   file that grows with every write, which makes every sync commit a new
+//!   length, the cost stage 2 measured.
 //! - **The file's length says where the records may end, not where they
 //!   do.** Recovery finds the end by walking records and checking their
 //!   checksums, and the zeros of the allocated, never-written part and the
@@ -30,7 +30,8 @@
 //!   [`crate::storage::recovery`]). A file shorter than its capacity is
 //!   normal, for the active segment and for a sealed one (sealed where its
 //!   next batch did not fit), and so is any length a crash in the middle of
-//!   a grow leaves: the records are below the length committed before them.
+//!   a grow leaves: synced records lie below the length their sync
+//!   committed, and records past the length on disk were never synced.
 //! - **Every write is whole 4096-byte blocks at a 4096-aligned position, from
 //!   an aligned buffer** ([`AlignedBuf`]). The records rarely end on a block
 //!   boundary, so the last, partial block (the *tail block*) stays in memory
@@ -356,11 +357,12 @@ impl Segment {
                 recent: None,
             }),
         };
-        // The first step, and its length and extents synced, so that the
-        // first syncs of records are `fdatasync`s with no metadata of their
-        // own to commit...
+        // The first step, and the new file synced with its length and
+        // extents, so that the first syncs of records are `fdatasync`s with
+        // no metadata of their own to commit...
         let first = segment.step.min(capacity);
         segment.grow_to(first).await?;
+        segment.file.sync_all().await.at(&segment.path)?;
         // ... and the directory entry: without it a power cut can lose the
         // whole file, synced records and all.
         sync_dir(dir).await?;
@@ -384,7 +386,7 @@ impl Segment {
         // Whole blocks only: a length that is not (a grow cut short by a
         // crash or a full disk, on a file system of 1 KiB blocks) has no
         // record past its last whole block, as records are only written
-        // below a length a completed grow committed, and those are whole
+        // below the length of a grow that completed, and those are whole
         // blocks. The next grow allocates from here, covering the rest.
         let allocated = align_down_u64(len);
         Ok(Segment {
@@ -408,8 +410,8 @@ impl Segment {
     /// that a full disk refuses the batch before anything changed.
     ///
     /// A full disk is [`Error::NoSpace`], and leaves the segment as it was
-    /// (a partial allocation is covered by the next try); any other error,
-    /// the sync's above all, is returned as it is.
+    /// (a partial allocation is covered by the next try); any other error is
+    /// returned as it is.
     pub async fn reserve(&mut self, len: u64) -> Result<(), Error> {
         if self.tail.is_none() {
             return Err(self.failure("append to a sealed segment"));
@@ -423,10 +425,19 @@ impl Segment {
         self.grow_to(target).await
     }
 
-    /// Grows the file to `len` bytes, then commits the new length and
-    /// extents with one `sync_all`, before any record is written past the
-    /// old length. A grow with a write in flight is safe: the write is
-    /// below the old length, and the file system orders the two.
+    /// Grows the file to `len` bytes. A grow with a write in flight is
+    /// safe: the write is below the old length, and the file system orders
+    /// the two.
+    ///
+    /// No sync here. The new length is committed by the first `fdatasync`
+    /// after it (a size change is metadata `fdatasync` must commit, and the
+    /// first write into each new unwritten extent makes that sync commit the
+    /// journal anyway): one metadata commit per grow, with the records'
+    /// own, never one per write. Rejected: a `sync_all` right after each
+    /// grow, which would make the length durable before any record is
+    /// written past it, and nothing more: it adds a device flush per grow
+    /// and, through the page cache, a writeback of every dirty page of the
+    /// step in the middle of the appends, for no record made safer.
     async fn grow_to(&mut self, len: u64) -> Result<(), Error> {
         if len <= self.allocated {
             return Ok(());
@@ -434,7 +445,6 @@ impl Segment {
         preallocate(&self.file, &self.path, self.allocated, len)
             .await
             .map_err(Error::into_no_space)?;
-        self.file.sync_all().await.at(&self.path)?;
         self.allocated = len;
         Ok(())
     }
@@ -927,8 +937,8 @@ async fn open_file(path: &Path, direct_io: bool, create: bool) -> Result<File, E
 /// `fallocate` mode 0: the file's length becomes `to` and the blocks are
 /// reserved as "unwritten" extents, which read as zeros. Not `KEEP_SIZE`
 /// (stage 2's choice, where the length had to stay the log's end): here the
-/// length changes once per step, and the `sync_all` after it commits that
-/// once, so no append has a size to commit. Writing to an unwritten extent
+/// length changes once per grow, and the next sync commits it once, so no
+/// append after that has a size to commit. Writing to an unwritten extent
 /// still converts it, a small journal entry that the next `fdatasync`
 /// commits; zero-filling each step instead would avoid that at the price of
 /// writing every segment twice.
@@ -957,7 +967,7 @@ async fn preallocate(file: &File, path: &Path, from: u64, to: u64) -> Result<(),
 /// [`MAX_GROWTH_STEPS`], in whole steps, never past `capacity` unless the
 /// records' last block needs it.
 ///
-/// Each grow costs more than its `fallocate` and `sync_all`: on ext4 the
+/// Each grow costs more than its `fallocate`: on ext4 the
 /// `fallocate` waits for the write in flight, so the next write starts only
 /// after the grow, with nothing overlapping it (double buffering's gain,
 /// lost once per grow). A fixed step the size of a write (the default
