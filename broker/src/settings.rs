@@ -295,7 +295,8 @@ settings! {
         /// When to fsync: always, every-batch, interval-250ms (any
         /// milliseconds) or never.
         fsync: FsyncPolicy = FsyncPolicy::EveryBatch,
-        /// Bytes per segment file, preallocated: a multiple of 4096, below 4 GiB.
+        /// Bytes of records per segment file (allocated a few MiB ahead of its
+        /// records, not all at once): a multiple of 4096, below 4 GiB.
         segment_size: u64 = Config::default().segment_size,
         /// Write buffered records once this many are waiting...
         flush_count: usize = Config::default().flush_count,
