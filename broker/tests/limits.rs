@@ -13,9 +13,9 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::rivulet_server;
+use common::{rivulet_server, room_after_a_client_left};
 use rivulet_broker::api::{self, status};
 use rivulet_client::Client;
 use rivulet_client::Partitioning;
@@ -93,18 +93,7 @@ fn a_connection_over_the_limit_is_refused_while_the_others_keep_working() {
 
     // One leaves: a new one is let in (once the server has seen it leave).
     drop(second);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut client = Client::connect(&addr).unwrap();
-        match client.list_streams() {
-            Ok(_) => break,
-            Err(error) if error.status() == Some(status::TOO_MANY_CONNECTIONS) => {
-                assert!(Instant::now() < deadline, "no room after a client left");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
+    room_after_a_client_left(&addr);
     assert!(server.terminate().unwrap().success());
 }
 
@@ -169,18 +158,7 @@ fn limits_one_address_cannot_take_every_connection() {
     // One of the three leaves: the address may open one more (once the
     // server has seen it leave).
     mine.pop();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut client = Client::connect(&addr).unwrap();
-        match client.list_streams() {
-            Ok(_) => break,
-            Err(error) if error.status() == Some(status::TOO_MANY_CONNECTIONS) => {
-                assert!(Instant::now() < deadline, "no room after a client left");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(error) => panic!("{error}"),
-        }
-    }
+    room_after_a_client_left(&addr);
     assert!(server.terminate().unwrap().success());
 }
 // ANCHOR_END: per_peer_test

@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rivulet_broker::process::ServerProcess;
 
@@ -22,4 +23,35 @@ pub fn rivulet_server(dir: &Path, extra: &[&str]) -> ServerProcess {
     args.push(OsStr::new("--data"));
     args.push(dir.as_os_str());
     ServerProcess::spawn(Path::new(env!("CARGO_BIN_EXE_rivulet-server")), &args).unwrap()
+}
+
+/// Waits for `ready` to hold, looking every 20 ms. The minute's bound is
+/// only ever reached by a server that is wrong: on a busy machine a check
+/// just takes more looks.
+pub fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
+    let bound = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(
+            Instant::now() < bound,
+            "still not so after a minute: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A new connection to `addr` is let in once the server has seen an earlier
+/// one leave: until then it may be refused at the connection limit.
+pub fn room_after_a_client_left(addr: &str) {
+    eventually("room for a new connection after one left", || {
+        let mut client = rivulet_client::Client::connect(addr).unwrap();
+        match client.list_streams() {
+            Ok(_) => true,
+            Err(error)
+                if error.status() == Some(rivulet_broker::api::status::TOO_MANY_CONNECTIONS) =>
+            {
+                false
+            }
+            Err(error) => panic!("{error}"),
+        }
+    });
 }
