@@ -220,7 +220,7 @@ async fn read_request(
         Ok(header) => header,
         Err(error) => return Some(Err(error.into())),
     };
-    let Some(budget) = reserve_within(&state.limits, &header, deadline).await else {
+    let Some(budget) = reserve_within(&state.limits, header.body_len(), deadline).await else {
         return Some(Err(no_room(state, &header)));
     };
     let body = match within(deadline, read_body(stream, header.body_len())).await? {
@@ -235,22 +235,20 @@ async fn read_request(
     Some(Ok((frame, budget)))
 }
 
-/// Room in the budget for `header`'s body, waiting (a pause that doubles up
-/// to [`MAX_PAUSE`]) until there is, or `None` once `deadline` has passed.
-async fn reserve_within(
+/// Room in the budget for a body of `bytes`, waiting (a pause that doubles
+/// up to [`MAX_PAUSE`]) until there is, or `None` once `deadline` has passed.
+/// Also used by the product's own protocols (the broker's Kafka listener).
+pub async fn reserve_within(
     limits: &Arc<Limits>,
-    header: &Header,
+    bytes: usize,
     deadline: Option<Instant>,
 ) -> Option<Reservation> {
     let mut pause = Duration::from_millis(1);
     let mut waited = false;
     loop {
-        if let Some(reservation) = limits.reserve(header.body_len()) {
+        if let Some(reservation) = limits.reserve(bytes) {
             if waited {
-                debug!(
-                    bytes = header.body_len(),
-                    "a request had to wait for the budget"
-                );
+                debug!(bytes, "a request had to wait for the budget");
             }
             return Some(reservation);
         }
@@ -299,7 +297,10 @@ fn decode(frame: Frame) -> Result<Request, WireError> {
 }
 
 /// `future`'s output, or `None` if `deadline` passes first (`None`: no deadline).
-async fn within<F: std::future::Future>(deadline: Option<Instant>, future: F) -> Option<F::Output> {
+pub async fn within<F: std::future::Future>(
+    deadline: Option<Instant>,
+    future: F,
+) -> Option<F::Output> {
     match deadline {
         Some(deadline) => {
             let left = deadline.saturating_duration_since(Instant::now());

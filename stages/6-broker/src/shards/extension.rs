@@ -15,7 +15,13 @@
 //!   engine's requests to [`Connection::serve`], or passes the frame on;
 //! - a [`PartitionJob`], which the broker sends to a partition's owner
 //!   ([`crate::shards::shard::ShardState::run_on`]) to read or write what
-//!   only the owner may touch, such as a consumer's stored offset.
+//!   only the owner may touch, such as a consumer's stored offset;
+//! - [`ExtraListener`]s: more ports, each accepted on every shard like the
+//!   engine's own, whose connections the product serves in a protocol of its
+//!   own ([`Extension::serve_stream`]): the broker's Kafka listener. The
+//!   engine still counts them against the connection limits and ends them
+//!   at shutdown; the product reaches partitions through
+//!   [`ShardState::ask`] and [`ShardState::run_on`], as a [`Session`] does.
 //!
 //! Rejected: a broker that calls into the engine's modules directly (its
 //! shard state, its router's messages). Every engine change would then be a
@@ -24,10 +30,12 @@
 //! would put a type parameter on every engine type the book shows, for a
 //! call per request that a virtual call serves as well.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
+use compio::net::TcpStream;
 use futures_util::future::LocalBoxFuture;
 
 use crate::shards::connection::Connection;
@@ -58,6 +66,26 @@ pub trait Extension: Send + Sync + 'static {
     /// A new connection on `shard`: the session that sees its frames first.
     fn session(&self, shard: &Rc<ShardState>) -> Box<dyn Session>;
 
+    /// More ports to listen on, beside the engine's own; asked once, at
+    /// start, before anything is bound. None by default.
+    fn listeners(&self) -> Vec<ExtraListener> {
+        Vec::new()
+    }
+
+    /// A connection accepted on `listeners()[listener]`, on `shard`: serve
+    /// it until it ends, and end it between requests once
+    /// [`ShardState::stopping`] resolves. It is counted against the
+    /// connection limits until the future ends.
+    fn serve_stream(
+        &self,
+        _shard: Rc<ShardState>,
+        _listener: usize,
+        _stream: TcpStream,
+        _peer: SocketAddr,
+    ) -> LocalBoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// A connection was accepted on `shard`.
     fn connection_opened(&self, _shard: usize) {}
     /// A connection on `shard` ended.
@@ -79,6 +107,16 @@ pub trait Extension: Send + Sync + 'static {
     fn partition_failed(&self, _shard: usize, _topic: u32, _partition: u32) {}
 }
 // ANCHOR_END: extension
+
+/// A port the product listens on beside the engine's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraListener {
+    /// The setting that chose the address, named in the error when the
+    /// port is taken: `kafka.listen`.
+    pub setting: &'static str,
+    /// Where to listen (port 0 picks a free one).
+    pub addr: SocketAddr,
+}
 
 /// How a request is answered.
 #[derive(Debug)]

@@ -183,6 +183,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    /// Where each of the product's extra listeners listens, in order.
+    extra_addrs: Vec<SocketAddr>,
     driver: &'static str,
     inboxes: Vec<flume::Sender<ShardMessage>>,
     threads: Vec<JoinHandle<()>>,
@@ -233,14 +235,18 @@ pub fn start_with(
         config.max_request_bytes_in_flight,
         config.max_frame_len,
     ));
-    check_port_free(config.listen)?;
-    let first = listener(config.listen).map_err(io(format!("listening on {}", config.listen)))?;
-    let addr = first
-        .local_addr()
-        .map_err(io("reading the bound address"))?;
-    let mut listeners = vec![first];
-    for _ in 1..shards {
-        listeners.push(listener(addr).map_err(io(format!("listening on {addr}")))?);
+    let (addr, listeners) = listen_on_every_shard(config.listen, shards, None)?;
+    // The product's own ports (the broker's Kafka listener), bound the same
+    // way before any shard starts, so a taken port is an error at start that
+    // names the setting. `extra[shard][n]` is shard's socket for listener n.
+    let mut extra_addrs = Vec::new();
+    let mut extra: Vec<Vec<std::net::TcpListener>> = (0..shards).map(|_| Vec::new()).collect();
+    for wanted in extension.listeners() {
+        let (bound, sockets) = listen_on_every_shard(wanted.addr, shards, Some(wanted.setting))?;
+        extra_addrs.push(bound);
+        for (of_shard, socket) in extra.iter_mut().zip(sockets) {
+            of_shard.push(socket);
+        }
     }
     // Every shard's inbox is made before any shard starts: each one gets the
     // senders to all of them.
@@ -248,17 +254,20 @@ pub fn start_with(
     let (ready, started) = flume::unbounded();
     let mut server = Server {
         addr,
+        extra_addrs,
         driver: "",
         inboxes: inboxes.clone(),
         threads: Vec::with_capacity(shards),
         _lock: lock,
     };
-    for (id, (inbox, listener)) in receivers.into_iter().zip(listeners).enumerate() {
+    let sockets = listeners.into_iter().zip(extra);
+    for (id, (inbox, (listener, extra))) in receivers.into_iter().zip(sockets).enumerate() {
         let shard = Shard {
             id,
             inbox,
             inboxes: inboxes.clone(),
             listener,
+            extra,
             config: config.clone(),
             topics: topics.clone(),
             limits: Arc::clone(&limits),
@@ -286,6 +295,29 @@ pub fn start_with(
     Ok(server)
 }
 // ANCHOR_END: start
+
+/// `shards` sockets listening on `addr` (port 0: one free port for all),
+/// and the address they share; `setting` names who asked for it in errors.
+fn listen_on_every_shard(
+    addr: SocketAddr,
+    shards: usize,
+    setting: Option<&str>,
+) -> Result<(SocketAddr, Vec<std::net::TcpListener>), ServerError> {
+    let label = |addr: SocketAddr| match setting {
+        Some(setting) => format!("listening on {addr} ({setting})"),
+        None => format!("listening on {addr}"),
+    };
+    check_port_free(addr, setting)?;
+    let first = listener(addr).map_err(io(label(addr)))?;
+    let bound = first
+        .local_addr()
+        .map_err(io("reading the bound address"))?;
+    let mut sockets = vec![first];
+    for _ in 1..shards {
+        sockets.push(listener(bound).map_err(io(label(bound)))?);
+    }
+    Ok((bound, sockets))
+}
 
 /// A listening socket that other sockets may share the port of.
 fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -366,7 +398,7 @@ pub const PORT_RELEASE_GRACE: Duration = Duration::from_secs(5);
 /// without a word).
 ///
 /// Port 0 asks for a fresh port, which nobody holds.
-fn check_port_free(addr: SocketAddr) -> Result<(), ServerError> {
+fn check_port_free(addr: SocketAddr, setting: Option<&str>) -> Result<(), ServerError> {
     const LOOK_EVERY: Duration = Duration::from_millis(20);
     if addr.port() == 0 {
         return Ok(());
@@ -396,8 +428,15 @@ fn check_port_free(addr: SocketAddr) -> Result<(), ServerError> {
                 std::thread::sleep(LOOK_EVERY);
             }
             Err(error) => {
+                let what = match setting {
+                    Some(setting) => format!(
+                        "listening on {addr}, set by {setting} (is another server running? \
+                         choose another port, or \"off\")"
+                    ),
+                    None => format!("listening on {addr} (is another server running?)"),
+                };
                 return Err(ServerError::Io {
-                    what: format!("listening on {addr} (is another server running?)"),
+                    what,
                     source: error,
                 });
             }
@@ -439,6 +478,8 @@ struct Shard {
     inbox: flume::Receiver<ShardMessage>,
     inboxes: Vec<flume::Sender<ShardMessage>>,
     listener: std::net::TcpListener,
+    /// The product's extra listeners' sockets for this shard, in order.
+    extra: Vec<std::net::TcpListener>,
     config: ServerConfig,
     topics: Vec<TopicSpec>,
     limits: Arc<Limits>,
@@ -476,6 +517,7 @@ impl Shard {
             inbox,
             inboxes,
             listener,
+            extra,
             config,
             topics,
             limits,
@@ -489,6 +531,13 @@ impl Shard {
             Ok(listener) => listener,
             Err(error) => return fail(format!("listener: {error}")),
         };
+        let mut extra_listeners = Vec::with_capacity(extra.len());
+        for socket in extra {
+            match TcpListener::from_std(socket) {
+                Ok(listener) => extra_listeners.push(listener),
+                Err(error) => return fail(format!("listener: {error}")),
+            }
+        }
         let (stop, stopped) = flume::bounded(1);
         let state = Rc::new(ShardState {
             id,
@@ -530,7 +579,18 @@ impl Shard {
         // Each connection holds a clone of `alive`; when the accept loop and
         // every connection have dropped theirs, `gone` reports disconnected.
         let (alive, gone) = flume::bounded::<()>(1);
-        compio::runtime::spawn(accept(Rc::clone(&state), listener, alive)).detach();
+        compio::runtime::spawn(accept(
+            Rc::clone(&state),
+            listener,
+            Spoken::Engine,
+            alive.clone(),
+        ))
+        .detach();
+        for (n, listener) in extra_listeners.into_iter().enumerate() {
+            let accepting = accept(Rc::clone(&state), listener, Spoken::Extra(n), alive.clone());
+            compio::runtime::spawn(accepting).detach();
+        }
+        drop(alive);
         let _ = ready.send(Ok((id, driver)));
         drop(ready);
         inbox_loop(state, inbox, gone).await;
@@ -616,6 +676,15 @@ async fn inbox_loop(
 }
 // ANCHOR_END: inbox
 
+/// Whose protocol a listener's connections speak.
+#[derive(Debug, Clone, Copy)]
+enum Spoken {
+    /// The engine's frames, through the product's [`crate::shards::extension::Session`].
+    Engine,
+    /// The product's own, on its `n`th extra listener ([`Extension::serve_stream`]).
+    Extra(usize),
+}
+
 // ANCHOR: accept
 /// Accepts connections until the shard stops; each one is a task on this
 /// shard. One over the server's limit, or over its peer address's, is told
@@ -627,8 +696,13 @@ async fn inbox_loop(
 /// the limit per shard, which refuses connections on one shard while
 /// another has room (the kernel's `SO_REUSEPORT` hash is not even), and
 /// cannot see one peer's connections spread over the shards.
-async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Sender<()>) {
-    if state.id == 0 {
+async fn accept(
+    state: Rc<ShardState>,
+    listener: TcpListener,
+    protocol: Spoken,
+    alive: flume::Sender<()>,
+) {
+    if state.id == 0 && matches!(protocol, Spoken::Engine) {
         // One shard is enough: the allocator's memory is the whole process's.
         compio::runtime::spawn(give_back_memory(Rc::clone(&state))).detach();
     }
@@ -656,7 +730,11 @@ async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Send
                             warn!(%peer, "connection refused: {message}{}", and_more(more));
                         }
                         compio::runtime::spawn(async move {
-                            refuse_over_limit(stream, &message).await;
+                            // Only the engine's clients can read the engine's
+                            // frame; another protocol's are just closed.
+                            if let Spoken::Engine = protocol {
+                                refuse_over_limit(stream, &message).await;
+                            }
                             drop(alive);
                         })
                         .detach();
@@ -670,7 +748,14 @@ async fn accept(state: Rc<ShardState>, listener: TcpListener, alive: flume::Send
                     _alive: alive,
                 };
                 compio::runtime::spawn(async move {
-                    serve_connection(Rc::clone(&counted.state), stream, peer).await;
+                    let state = Rc::clone(&counted.state);
+                    match protocol {
+                        Spoken::Engine => serve_connection(state, stream, peer).await,
+                        Spoken::Extra(n) => {
+                            let extension = Arc::clone(&state.extension);
+                            extension.serve_stream(state, n, stream, peer).await;
+                        }
+                    }
                     drop(counted);
                 })
                 .detach();
@@ -745,6 +830,12 @@ impl Server {
     /// The io driver the shards run on (`io-uring` or `polling`).
     pub fn driver(&self) -> &'static str {
         self.driver
+    }
+
+    /// Where the product's extra listeners listen, in the order
+    /// [`Extension::listeners`] named them (port 0 resolved).
+    pub fn extra_addrs(&self) -> &[SocketAddr] {
+        &self.extra_addrs
     }
 
     /// Each shard's inbox length, readable from any thread.

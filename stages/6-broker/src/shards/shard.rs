@@ -171,6 +171,18 @@ impl ShardState {
         })
     }
 
+    /// Every topic this shard knows, by id.
+    pub fn topics(&self) -> Vec<(u32, Rc<TopicMeta>)> {
+        let mut topics: Vec<_> = self
+            .topics
+            .borrow()
+            .iter()
+            .map(|(id, meta)| (*id, Rc::clone(meta)))
+            .collect();
+        topics.sort_by_key(|(id, _)| *id);
+        topics
+    }
+
     /// The topic named `name` and its id, from this shard's copy.
     pub fn topic_named(&self, name: &str) -> Result<(u32, Rc<TopicMeta>), WireError> {
         self.topics
@@ -184,6 +196,33 @@ impl ShardState {
                     format!("topic {name:?} does not exist; create it first"),
                 )
             })
+    }
+
+    /// Resolves when the shard is told to stop: a connection of the
+    /// product's own protocol ends between requests then, as the engine's do.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let stopped = self.stopped.clone();
+        async move {
+            // Never sent to: it ends (an error) when the stop sender is dropped.
+            let _ = stopped.recv_async().await;
+        }
+    }
+
+    /// How long a connection may send no complete request before it is
+    /// closed (`None`: for ever).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The most bytes a request may claim, checked before allocating.
+    pub fn max_frame_len(&self) -> u32 {
+        self.max_frame_len
+    }
+
+    /// What every shard enforces together (the request budget, for a
+    /// protocol of the product's own to reserve large bodies from).
+    pub fn limits(&self) -> &Arc<Limits> {
+        &self.limits
     }
 
     /// Hands `op` to the partition's owner and waits for the answer on the
