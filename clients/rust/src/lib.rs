@@ -26,14 +26,18 @@ use stage6_broker::shards::protocol::{
 };
 pub use stage6_broker::shards::wire::Partitioning;
 use stage6_broker::shards::wire::{BodyError, BodyReader};
-use stage6_broker::storage::record::{self, RECORD_HEADER_LEN, checksum_matches, header_at};
+use stage6_broker::storage::record::{
+    self, Contents, MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, UserHeader, checksum_matches, header_at,
+};
 use thiserror::Error;
 
 /// The address `rivulet-server` listens on when told nothing else.
 pub use stage6_broker::shards::server::DEFAULT_LISTEN;
 
-/// A record as a poll returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A record as a poll returns it: a plain record or an extended one (with a
+/// key, headers or a create time; the record layout is in
+/// [`stage6_broker::storage::record`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
     /// Its offset in the partition.
     pub offset: u64,
@@ -41,8 +45,75 @@ pub struct Record {
     pub timestamp: u64,
     /// The producer's id for it.
     pub id: u64,
-    /// Its bytes.
+    /// Its value (empty for a null value: see `null_value`).
     pub payload: Vec<u8>,
+    /// Whether the value is null (a Kafka tombstone) rather than empty.
+    pub null_value: bool,
+    /// Its key; `None` when it has none (a null key).
+    pub key: Option<Vec<u8>>,
+    /// Its headers, in order (a name may repeat); a `None` value is null.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The producer's timestamp, ms since the UNIX epoch, if it gave one.
+    pub create_time: Option<i64>,
+}
+
+impl Record {
+    /// The record's contents, borrowed, in the engine's terms.
+    pub fn contents(&self) -> Contents<'_> {
+        Contents {
+            create_time: self.create_time,
+            key: self.key.as_deref(),
+            headers: user_headers(&self.headers),
+            value: (!self.null_value).then_some(self.payload.as_slice()),
+        }
+    }
+}
+
+/// A record to produce: what [`Client::send_records`] sends. The default is
+/// id 0, no key, no headers, no create time and an empty value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProducerRecord {
+    /// The producer's id, stored with the record and served back.
+    pub id: u64,
+    /// The key, stored with the record (the partition is chosen by the
+    /// request's [`Partitioning`], which may hash the same key).
+    pub key: Option<Vec<u8>>,
+    /// Headers, in order; a `None` value is null.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The producer's timestamp, ms since the UNIX epoch.
+    pub create_time: Option<i64>,
+    /// The value; `None` is a null value (a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+impl ProducerRecord {
+    /// A record that is only `value`: sent as a plain record.
+    pub fn value(value: impl Into<Vec<u8>>) -> ProducerRecord {
+        ProducerRecord {
+            value: Some(value.into()),
+            ..ProducerRecord::default()
+        }
+    }
+
+    /// The record's contents, borrowed, in the engine's terms.
+    pub fn contents(&self) -> Contents<'_> {
+        Contents {
+            create_time: self.create_time,
+            key: self.key.as_deref(),
+            headers: user_headers(&self.headers),
+            value: self.value.as_deref(),
+        }
+    }
+}
+
+fn user_headers(headers: &[(String, Option<Vec<u8>>)]) -> Vec<UserHeader<'_>> {
+    headers
+        .iter()
+        .map(|(name, value)| UserHeader {
+            name,
+            value: value.as_deref(),
+        })
+        .collect()
 }
 
 /// How long a connect, read or write may take by default: long enough for a
@@ -381,21 +452,39 @@ impl Client {
         partitioning: Partitioning,
         records: impl IntoIterator<Item = (u64, P)>,
     ) -> Result<Produced, ClientError> {
-        if let Partitioning::Key(key) = &partitioning
-            && key.len() > usize::from(u16::MAX)
-        {
-            return Err(ClientError::Invalid(format!(
-                "a key has at most {} bytes, got {}",
-                u16::MAX,
-                key.len()
-            )));
-        }
+        check_partitioning(&partitioning)?;
         let records: Vec<(u64, P)> = records.into_iter().collect();
-        let count = u32::try_from(records.len())
-            .map_err(|_| ClientError::Invalid(format!("{} records in one batch", records.len())))?;
+        let count = batch_count(records.len())?;
         let mut body = encode_produce_head(topic, &partitioning, count);
         for (id, payload) in &records {
             record::encode(&mut body, 0, 0, *id, payload.as_ref());
+        }
+        let reply = self.call(code::PRODUCE, &body)?;
+        Produced::decode(&reply).map_err(|error| ClientError::Decode(error.to_string()))
+    }
+
+    /// Produces `records` as one batch, each with its key, headers, create
+    /// time and value: stage 5's produce frame, each record encoded with
+    /// [`record::encode_contents`] (a record with none of these is sent
+    /// plain, byte for byte what [`Client::produce_with_ids`] sends).
+    pub fn send_records(
+        &mut self,
+        topic: u32,
+        partitioning: Partitioning,
+        records: &[ProducerRecord],
+    ) -> Result<Produced, ClientError> {
+        check_partitioning(&partitioning)?;
+        let count = batch_count(records.len())?;
+        let mut body = encode_produce_head(topic, &partitioning, count);
+        for producer_record in records {
+            let contents = producer_record.contents();
+            let payload_len = record::encoded_len(&contents) - RECORD_HEADER_LEN;
+            if payload_len > MAX_PAYLOAD_LEN as usize {
+                return Err(ClientError::Invalid(format!(
+                    "a record of {payload_len} bytes is over the {MAX_PAYLOAD_LEN}-byte limit"
+                )));
+            }
+            record::encode_contents(&mut body, 0, 0, producer_record.id, &contents);
         }
         let reply = self.call(code::PRODUCE, &body)?;
         Produced::decode(&reply).map_err(|error| ClientError::Decode(error.to_string()))
@@ -453,6 +542,26 @@ impl Client {
     }
 }
 
+/// A partitioning the produce frame can carry: a key for hashing has at
+/// most 65535 bytes (its length is a `u16`).
+fn check_partitioning(partitioning: &Partitioning) -> Result<(), ClientError> {
+    if let Partitioning::Key(key) = partitioning
+        && key.len() > usize::from(u16::MAX)
+    {
+        return Err(ClientError::Invalid(format!(
+            "a key has at most {} bytes, got {}",
+            u16::MAX,
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The count field of a batch of `len` records.
+fn batch_count(len: usize) -> Result<u32, ClientError> {
+    u32::try_from(len).map_err(|_| ClientError::Invalid(format!("{len} records in one batch")))
+}
+
 /// A request frame: stage 3's 10-byte header, then the body, in one buffer
 /// so it goes out in one write.
 pub fn request_frame(code: u16, correlation: u32, body: &[u8]) -> Result<Vec<u8>, ClientError> {
@@ -470,7 +579,8 @@ pub fn request_frame(code: u16, correlation: u32, body: &[u8]) -> Result<Vec<u8>
 }
 
 /// A poll reply: `count u32` and that many records, every length checked
-/// against the bytes present and every checksum verified.
+/// against the bytes present, every extended record's section parsed and
+/// every checksum verified.
 pub fn decode_polled(reply: &[u8]) -> Result<Vec<Record>, ClientError> {
     let bad = |error: &dyn std::fmt::Display| ClientError::Decode(error.to_string());
     let mut reader = BodyReader::new(reply);
@@ -499,11 +609,20 @@ pub fn decode_polled(reply: &[u8]) -> Result<Vec<Record>, ClientError> {
         if !checksum_matches(bytes) {
             return Err(bad(&format!("record {} fails its checksum", header.offset)));
         }
+        let contents = record::contents(bytes).map_err(|e| bad(&e))?;
         out.push(Record {
             offset: header.offset,
             timestamp: header.timestamp,
             id: header.id,
-            payload: bytes[RECORD_HEADER_LEN..].to_vec(),
+            payload: contents.value.unwrap_or_default().to_vec(),
+            null_value: contents.value.is_none(),
+            key: contents.key.map(<[u8]>::to_vec),
+            headers: contents
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+            create_time: contents.create_time,
         });
     }
     Ok(out)
@@ -692,6 +811,70 @@ mod tests {
             .produce_with_ids(1, Partitioning::Explicit(3), [(7, &b"a"[..]), (9, b"bc")])
             .unwrap();
         assert_eq!((produced.first_offset, produced.count), (40, 2));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn client_send_records_sends_keys_headers_and_reads_them_back() {
+        let sent = vec![
+            ProducerRecord {
+                id: 1,
+                ..ProducerRecord::value("plain")
+            },
+            ProducerRecord {
+                id: 2,
+                key: Some(b"k1".to_vec()),
+                headers: vec![("h1".into(), Some(b"v1".to_vec())), ("h2".into(), None)],
+                create_time: Some(1_767_225_600_000),
+                value: Some(b"with key".to_vec()),
+            },
+            ProducerRecord {
+                id: 3,
+                key: Some(b"k1".to_vec()),
+                value: None,
+                ..ProducerRecord::default()
+            },
+        ];
+        let expected = sent.clone();
+        let (addr, server) = one_shot(
+            move |code, body| {
+                let Request::Produce {
+                    body, records_at, ..
+                } = Request::decode(code, body).unwrap().unwrap()
+                else {
+                    panic!("not a produce");
+                };
+                let records = &body[records_at..];
+                // The plain one is stage 4's record, byte for byte.
+                let mut plain = Vec::new();
+                record::encode(&mut plain, 0, 0, 1, b"plain");
+                assert!(records.starts_with(&plain));
+                let mut reply = 3u32.to_le_bytes().to_vec();
+                reply.extend_from_slice(records);
+                let polled = decode_polled(&reply).unwrap();
+                for (polled, sent) in polled.iter().zip(&expected) {
+                    assert_eq!(polled.id, sent.id);
+                    assert_eq!(polled.contents(), sent.contents());
+                }
+                assert!(polled[2].null_value && polled[2].payload.is_empty());
+                assert_eq!(polled[1].key.as_deref(), Some(&b"k1"[..]));
+                assert_eq!(polled[1].headers[1], ("h2".to_string(), None));
+                assert_eq!(polled[1].create_time, Some(1_767_225_600_000));
+                assert_eq!((polled[0].key.clone(), polled[0].create_time), (None, None));
+            },
+            |correlation| {
+                let mut body = 0u32.to_le_bytes().to_vec();
+                body.extend_from_slice(&0u64.to_le_bytes());
+                body.extend_from_slice(&3u32.to_le_bytes());
+                body.push(1);
+                frame(0, correlation, &body)
+            },
+        );
+        let mut client = Client::connect(&addr).unwrap();
+        let produced = client
+            .send_records(1, Partitioning::Key(b"k1".to_vec()), &sent)
+            .unwrap();
+        assert_eq!(produced.count, 3);
         server.join().unwrap();
     }
 

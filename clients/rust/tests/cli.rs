@@ -1,7 +1,7 @@
 //! The `rivulet` command line against the real `rivulet-server` binary on
 //! loopback: topics, `send` from stdin, `poll` back, `--follow`, a named
-//! consumer across a server restart, `--json`, clear errors with the right
-//! exit codes, and `bench` on a tiny workload.
+//! consumer across a server restart, `--json`, keys and headers, clear
+//! errors with the right exit codes, and `bench` on a tiny workload.
 //!
 //! Waits below bound how long a test may hang on a broken build; no
 //! assertion is about speed.
@@ -172,6 +172,7 @@ fn cli_sends_stdin_lines_and_polls_them_back() {
     assert_eq!(streams[0]["streams"][0]["name"], "default");
     let stats = json_lines(&ok(addr, &["--json", "stats"]));
     assert_eq!(stats[0]["shards"], 2);
+    // With --key, the key is stored too, and poll shows it.
     let sent = json_lines(&ok(addr, &["--json", "send", "orders", "x", "--key", "k"]));
     assert_eq!(sent[0]["count"], 1);
     assert_eq!(sent[0]["first_offset"], 5);
@@ -182,10 +183,107 @@ fn cli_sends_stdin_lines_and_polls_them_back() {
         .env("RIVULET_SERVER", addr.to_string())
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "5\tx\n");
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "5\tkey=k\tx\n");
 
     ok(addr, &["topic", "delete", "orders"]);
     fails(addr, &["poll", "orders"], 1);
+    server.terminate().unwrap();
+}
+
+#[test]
+fn cli_send_stores_key_and_headers_and_poll_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path());
+    let addr = server.addr();
+    ok(addr, &["topic", "create", "orders", "--partitions", "3"]);
+
+    // A plain message first, then two with a key and headers: the key is
+    // stored and still chooses the partition (both land together).
+    ok(addr, &["send", "orders", "--partition", "0", "plain"]);
+    let sent = json_lines(&ok(
+        addr,
+        &[
+            "--json",
+            "send",
+            "orders",
+            "--key",
+            "k1",
+            "--header",
+            "h1=v1",
+            "--header",
+            "trace=a=b",
+            "--header",
+            "h1=",
+            "first",
+            "second",
+        ],
+    ));
+    let partition = sent[0]["partition"].as_u64().unwrap().to_string();
+    assert_eq!(sent[0]["count"], 2);
+    // Same key, same partition.
+    let again = json_lines(&ok(
+        addr,
+        &["--json", "send", "orders", "--key", "k1", "third"],
+    ));
+    assert_eq!(again[0]["partition"].to_string(), partition);
+
+    let polled = json_lines(&ok(
+        addr,
+        &["--json", "poll", "orders", "--partition", &partition],
+    ));
+    let keyed: Vec<&Value> = polled.iter().filter(|m| !m["key"].is_null()).collect();
+    assert_eq!(keyed.len(), 3, "{polled:?}");
+    let first = keyed[0];
+    assert_eq!(first["key"], "k1");
+    assert_eq!(first["payload"], "first");
+    assert_eq!(
+        first["headers"],
+        serde_json::json!([["h1", "v1"], ["trace", "a=b"], ["h1", ""]])
+    );
+    assert!(first["create_time"].is_null());
+    assert_eq!(keyed[1]["payload"], "second");
+    assert_eq!(keyed[2]["headers"], serde_json::json!([]));
+    assert_eq!(keyed[2]["payload"], "third");
+
+    // The plain one reads as it always did: no key, no headers.
+    let plain = json_lines(&ok(
+        addr,
+        &[
+            "--json",
+            "poll",
+            "orders",
+            "--partition",
+            "0",
+            "--count",
+            "1",
+        ],
+    ));
+    assert_eq!(plain[0]["payload"], "plain");
+    assert!(plain[0]["key"].is_null());
+    assert_eq!(plain[0]["headers"], serde_json::json!([]));
+
+    // The text form: key and headers as columns before the payload.
+    let first_offset = first["offset"].as_u64().unwrap().to_string();
+    let text = ok(
+        addr,
+        &[
+            "poll",
+            "orders",
+            "--partition",
+            &partition,
+            "--offset",
+            &first_offset,
+            "--count",
+            "1",
+        ],
+    );
+    assert_eq!(
+        text,
+        format!("{first_offset}\tkey=k1\th1=v1\ttrace=a=b\th1=\tfirst\n")
+    );
+
+    // A header without `=` is a usage error.
+    fails(addr, &["send", "orders", "--header", "novalue", "x"], 2);
     server.terminate().unwrap();
 }
 
@@ -411,7 +509,17 @@ consume = ["orders"]
     )
     .unwrap();
     let data = dir.path().join("data");
-    let server = server_with(&data, &["--config", config.to_str().unwrap()]);
+    // The Kafka listener has no login, so a server with access control
+    // refuses to start with one.
+    let server = server_with(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--kafka-listen",
+            "off",
+        ],
+    );
     let addr = server.addr();
     let as_root = |args: &[&str]| {
         let output = cli(addr, &[&["--user", "root"], args].concat())

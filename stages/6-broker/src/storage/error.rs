@@ -148,6 +148,128 @@ pub enum BatchError {
         /// Bytes left from `at`.
         available: usize,
     },
+    /// An extended record's extension section does not parse.
+    #[error("record {record} (at byte {at}): bad extension section: {reason}")]
+    Extension {
+        /// The record's place in the batch, from 0.
+        record: usize,
+        /// Where the record starts in the batch.
+        at: usize,
+        /// What is wrong with its section.
+        reason: ExtensionError,
+    },
+}
+
+/// Why an extended record's section (see [`crate::storage::record`]) does
+/// not parse. Every length is checked against the bytes that are there, so
+/// each of these is an answer, never a panic or an allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ExtensionError {
+    /// The section is longer than the payload (or the payload is too short
+    /// for `section_len` itself).
+    #[error("it needs {needed} bytes of a {payload_len}-byte payload")]
+    SectionPastPayload {
+        /// Bytes from the start of the payload to the section's end.
+        needed: u64,
+        /// The payload's length.
+        payload_len: usize,
+    },
+    /// `section_len` is shorter than the fixed fields (17 bytes).
+    #[error("section_len {section_len} is shorter than its fixed fields' 17 bytes")]
+    SectionTooShort {
+        /// The `section_len` field.
+        section_len: u32,
+    },
+    /// A flag bit that means nothing yet is set.
+    #[error("unknown flags {flags:#04x}")]
+    UnknownFlags {
+        /// The flags byte.
+        flags: u8,
+    },
+    /// A length field below -1 (-1 is null).
+    #[error("{part} is {len}")]
+    NegativeLength {
+        /// The field.
+        part: Part,
+        /// Its value.
+        len: i32,
+    },
+    /// A field runs past the end of the section.
+    #[error("{part} needs {needed} bytes, {left} are left in the section")]
+    PastSection {
+        /// The field.
+        part: Part,
+        /// The bytes it needs.
+        needed: u64,
+        /// The bytes left.
+        left: usize,
+    },
+    /// `header_count` claims more headers than the rest of the section can
+    /// hold (each takes at least its two 4-byte lengths).
+    #[error("header_count {count} is more than {left} bytes can hold")]
+    TooManyHeaders {
+        /// The `header_count` field.
+        count: u32,
+        /// Bytes left in the section after it.
+        left: usize,
+    },
+    /// A header's name is not UTF-8.
+    #[error("header {index}'s name is not UTF-8")]
+    NameNotUtf8 {
+        /// The header's place, from 0.
+        index: u32,
+    },
+    /// Bytes are left in the section after the last header.
+    #[error("{extra} bytes are left after the last header")]
+    TrailingBytes {
+        /// How many.
+        extra: usize,
+    },
+    /// The null-value flag is set, and value bytes follow.
+    #[error("the value is flagged null and has {value_len} bytes")]
+    NullValueWithBytes {
+        /// The value bytes after the section.
+        value_len: usize,
+    },
+}
+
+/// A field of an extension section, as an [`ExtensionError`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `flags u8`.
+    Flags,
+    /// `create_time i64`.
+    CreateTime,
+    /// `key_len i32`.
+    KeyLen,
+    /// The key's bytes.
+    Key,
+    /// `header_count u32`.
+    HeaderCount,
+    /// Header `n`'s `name_len u32`.
+    HeaderNameLen(u32),
+    /// Header `n`'s name.
+    HeaderName(u32),
+    /// Header `n`'s `value_len i32`.
+    HeaderValueLen(u32),
+    /// Header `n`'s value.
+    HeaderValue(u32),
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Flags => f.write_str("flags"),
+            Part::CreateTime => f.write_str("create_time"),
+            Part::KeyLen => f.write_str("key_len"),
+            Part::Key => f.write_str("the key"),
+            Part::HeaderCount => f.write_str("header_count"),
+            Part::HeaderNameLen(n) => write!(f, "header {n}'s name_len"),
+            Part::HeaderName(n) => write!(f, "header {n}'s name"),
+            Part::HeaderValueLen(n) => write!(f, "header {n}'s value_len"),
+            Part::HeaderValue(n) => write!(f, "header {n}'s value"),
+        }
+    }
 }
 
 /// Attaches the file's path to an `io::Error`, so a message says which file failed.
