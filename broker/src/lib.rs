@@ -16,6 +16,8 @@
 //! - [`auth`]: optional users and permissions;
 //! - [`metrics`] and [`http`]: per-shard counters served as Prometheus text;
 //! - [`settings`]: the operator's config file, environment and flags;
+//! - [`kafka`]: Kafka's wire protocol on a second port, on the same shards
+//!   and topics (kcat, librdkafka, kafka-python talk to it unchanged);
 //! - [`process`]: running `rivulet-server` as a child, for tests and tools.
 //!
 //! The binary is `rivulet-server`; the client and the `rivulet` CLI are the
@@ -26,6 +28,7 @@ pub mod api;
 pub mod auth;
 pub mod http;
 pub mod jobs;
+pub mod kafka;
 pub mod metadata;
 pub mod metrics;
 pub mod process;
@@ -34,4 +37,4 @@ pub mod server;
 pub mod session;
 pub mod settings;
 
-pub use server::{Server, start, start_with_auth};
+pub use server::{Options, Server, start, start_with, start_with_auth};

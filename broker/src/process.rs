@@ -1,7 +1,10 @@
 //! Running `rivulet-server` as a child process, for tests and tools (the
 //! torture driver, the CLI's tests): start it on a free loopback port, learn
-//! the port from the `listening on ADDR` line it prints, stop it gently or
-//! kill it. Stage 3 keeps its own copy for the lessons; this one is the
+//! the port from the `listening on ADDR` line it prints (and the Kafka
+//! listener's from the next, `kafka listening on ADDR` or `kafka off`), stop
+//! it gently or kill it. Unless the arguments name `--kafka-listen`, the
+//! Kafka listener gets a free port too: its default, 9092, would be shared
+//! by every server a test run starts at once. Stage 3 keeps its own copy for the lessons; this one is the
 //! broker's, so a lesson's change cannot change how the broker is tested.
 
 use std::io::{BufRead, BufReader};
@@ -14,25 +17,35 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
+    kafka: Option<SocketAddr>,
 }
 
 impl ServerProcess {
-    /// Starts `binary` with `args` and waits for its `listening on ADDR` line.
+    /// Starts `binary` with `args` and waits for its `listening on ADDR`
+    /// line and the Kafka line after it.
     pub fn spawn(binary: &Path, args: &[&std::ffi::OsStr]) -> std::io::Result<ServerProcess> {
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
+        let mut command = Command::new(binary);
+        command.args(args).stdout(Stdio::piped());
+        if !args.iter().any(|arg| *arg == "--kafka-listen") {
+            command.args(["--kafka-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command.spawn()?;
+        let (mut line, mut second) = (String::new(), String::new());
         if let Some(stdout) = child.stdout.take() {
-            BufReader::new(stdout).read_line(&mut line)?;
+            let mut stdout = BufReader::new(stdout);
+            stdout.read_line(&mut line)?;
+            stdout.read_line(&mut second)?;
         }
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok());
+        let kafka = second
+            .trim()
+            .strip_prefix("kafka listening on ")
+            .and_then(|addr| addr.parse().ok());
         match addr {
-            Some(addr) => Ok(ServerProcess { child, addr }),
+            Some(addr) => Ok(ServerProcess { child, addr, kafka }),
             None => {
                 let _ = child.kill();
                 let status = child.wait()?;
@@ -47,6 +60,11 @@ impl ServerProcess {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address its Kafka listener listens on, unless it is off.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.kafka
     }
 
     /// Its process id.

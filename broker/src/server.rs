@@ -11,7 +11,9 @@
 //! - a session per connection ([`crate::session`]): the broker's commands,
 //!   and access control ([`crate::auth`]) in front of the engine's;
 //! - counters ([`crate::metrics`]) of what the engine reports, each shard
-//!   writing only its own.
+//!   writing only its own;
+//! - the Kafka listener ([`crate::kafka`]): a second port on every shard
+//!   (the engine's [`ExtraListener`]), whose connections the broker serves.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,13 +22,17 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stage6_broker::shards::extension::{Extension, Session};
+use compio::net::TcpStream;
+use futures_util::future::LocalBoxFuture;
+use stage6_broker::shards::extension::{Extension, ExtraListener, Session};
+use stage6_broker::shards::limits::LogEvery;
 use stage6_broker::shards::shard::ShardState;
 use stage6_broker::shards::topics::{TopicSpec, topics_on_disk};
 use stage6_broker::{Config, QueueDepths, RecoveryReport, ServerConfig, ServerError};
 
 use crate::admin::{AdminRequest, metadata_writer};
 use crate::auth::AuthConfig;
+use crate::kafka::KafkaConfig;
 use crate::metadata::{Metadata, resolve};
 use crate::metrics::Metrics;
 use crate::session::{BrokerSession, LoginGuard};
@@ -42,6 +48,14 @@ pub struct Shared {
     pub admin: flume::Sender<AdminRequest>,
     /// Failed logins by address, over every shard ([`crate::session`]).
     pub logins: LoginGuard,
+    /// Told of every append, by either protocol: what a Kafka fetch waiting
+    /// for records listens to ([`crate::kafka::fetch`]).
+    pub appended: event_listener::Event,
+    /// Kafka connections closed for bad input: a line a second at most,
+    /// since a client can send bad frames as fast as it likes.
+    pub kafka_refusals: LogEvery,
+    /// The idempotent Kafka producers' ids ([`crate::kafka::producers`]).
+    pub producer_ids: crate::kafka::producers::ProducerIds,
 }
 
 /// The broker's part, given to the engine at start.
@@ -51,6 +65,8 @@ struct Broker {
     metadata: Mutex<Option<Metadata>>,
     /// The writer's end of [`Shared::admin`], taken by shard 0.
     admin_queue: Mutex<Option<flume::Receiver<AdminRequest>>>,
+    /// The Kafka listener's settings, if it is on.
+    kafka: Option<Arc<KafkaConfig>>,
 }
 
 impl Extension for Broker {
@@ -96,6 +112,33 @@ impl Extension for Broker {
         Box::new(BrokerSession::new(shard, Arc::clone(&self.shared)))
     }
 
+    fn listeners(&self) -> Vec<ExtraListener> {
+        self.kafka
+            .iter()
+            .map(|kafka| ExtraListener {
+                setting: "kafka.listen",
+                addr: kafka.listen,
+            })
+            .collect()
+    }
+
+    fn serve_stream(
+        &self,
+        shard: Rc<ShardState>,
+        _listener: usize,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> LocalBoxFuture<'static, ()> {
+        // One extra listener: the Kafka one.
+        let Some(kafka) = self.kafka.clone() else {
+            return Box::pin(std::future::ready(()));
+        };
+        let shared = Arc::clone(&self.shared);
+        Box::pin(crate::kafka::connection::serve(
+            shard, shared, kafka, stream, peer,
+        ))
+    }
+
     fn connection_opened(&self, shard: usize) {
         self.shared.metrics.shard(shard).connection_opened();
     }
@@ -117,6 +160,8 @@ impl Extension for Broker {
             .metrics
             .shard(shard)
             .produced(topic, records, bytes);
+        // Kafka fetches waiting for records wake up (a no-op when none waits).
+        self.shared.appended.notify(usize::MAX);
     }
 
     fn polled(&self, shard: usize, topic: u32, records: u64, bytes: u64) {
@@ -160,21 +205,45 @@ pub struct Server {
     metrics: Arc<Metrics>,
 }
 
-/// Starts the broker, access control off (see [`start_with_auth`]).
-pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
-    start_with_auth(config, None)
+/// What the broker adds to the engine's [`ServerConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Access control (`None`: off, every connection may do everything;
+    /// see [`crate::auth`]).
+    pub auth: Option<AuthConfig>,
+    /// The Kafka listener (`None`: off).
+    pub kafka: Option<KafkaConfig>,
 }
 
-// ANCHOR: start
-/// Starts the broker with access control as `auth` says (`None`: off, every
-/// connection may do everything; see [`crate::auth`]); returns once every
-/// shard listens and has recovered its partitions.
+/// Starts the broker, access control and the Kafka listener off.
+pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    start_with(config, Options::default())
+}
+
+/// Starts the broker with access control as `auth` says, Kafka listener off.
 pub fn start_with_auth(
     config: ServerConfig,
     auth: Option<AuthConfig>,
 ) -> Result<Server, ServerError> {
+    start_with(config, Options { auth, kafka: None })
+}
+
+// ANCHOR: start
+/// Starts the broker with `options`; returns once every shard listens (on
+/// Rivulet's port and, if on, Kafka's) and has recovered its partitions.
+pub fn start_with(config: ServerConfig, options: Options) -> Result<Server, ServerError> {
+    let Options { auth, kafka } = options;
     if let Some(auth) = &auth {
         auth.validate()?;
+        if kafka.is_some() {
+            // Kafka clients cannot log in here (no SASL): a Kafka port would
+            // be a way around every permission.
+            return Err(ServerError::Metadata(
+                "access control ([auth]) is on, and the Kafka listener has no way to log \
+                 in (no SASL): set kafka.listen = \"off\""
+                    .to_string(),
+            ));
+        }
     }
     let metrics = Metrics::new(config.shards.max(1));
     let (admin, admin_queue) = flume::unbounded();
@@ -184,9 +253,17 @@ pub fn start_with_auth(
             auth,
             admin,
             logins: LoginGuard::default(),
+            appended: event_listener::Event::new(),
+            kafka_refusals: LogEvery::new(Duration::from_secs(1)),
+            producer_ids: crate::kafka::producers::ProducerIds::starting_at(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_millis() as u64),
+            ),
         }),
         metadata: Mutex::new(None),
         admin_queue: Mutex::new(Some(admin_queue)),
+        kafka: kafka.map(Arc::new),
     };
     let engine = stage6_broker::start_with(config, Arc::new(broker))?;
     Ok(Server { engine, metrics })
@@ -202,6 +279,11 @@ impl Server {
     /// The io driver the shards run on (`io-uring` or `polling`).
     pub fn driver(&self) -> &'static str {
         self.engine.driver()
+    }
+
+    /// Where the Kafka listener listens, if it is on.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.engine.extra_addrs().first().copied()
     }
 
     /// The counters every shard writes (one [`crate::metrics::ShardMetrics`] each).

@@ -40,6 +40,7 @@ use stage6_broker::FsyncPolicy;
 use thiserror::Error;
 
 use crate::auth::AuthConfig;
+use crate::kafka::KafkaConfig;
 use crate::session::LoginLimits;
 use stage6_broker::Config;
 use stage6_broker::IoDriver;
@@ -317,6 +318,20 @@ settings! {
         retention_seconds: u64 = 0,
     }
 
+    /// The Kafka listener: Kafka's wire protocol, on the same topics.
+    [kafka] KafkaSettings, flags prefixed: true {
+        /// Address Kafka clients (kcat, librdkafka, kafka-python) connect
+        /// to, or "off". Loopback by default; it has no authentication, so it
+        /// must be "off" when [auth] is set.
+        listen: String = "127.0.0.1:9092".to_string(),
+        /// Create a topic that a Kafka client's Metadata or Produce names,
+        /// when it does not exist (Kafka's auto.create.topics.enable).
+        auto_create_topics: bool = true,
+        /// Partitions of a topic a Kafka client creates without saying how
+        /// many (auto-created, or CreateTopics with -1).
+        default_partitions: u32 = 1,
+    }
+
     /// The Prometheus endpoint.
     [metrics] MetricsSettings, flags prefixed: true {
         /// Address of the HTTP endpoint serving GET /metrics, or "off".
@@ -414,6 +429,8 @@ pub struct Resolved {
     pub log_filter: String,
     /// Access control from the file's `[auth]` section; `None`: off.
     pub auth: Option<AuthConfig>,
+    /// The Kafka listener, unless off.
+    pub kafka: Option<KafkaConfig>,
 }
 
 /// Builds [`Settings`] layer by layer, remembering where each key was set.
@@ -578,7 +595,7 @@ impl Loader {
             })?;
         }
         let checked = self.settings.check();
-        let (server, metrics, log_filter) = checked.map_err(|(name, reason)| {
+        let (server, metrics, log_filter, kafka) = checked.map_err(|(name, reason)| {
             let value = KEYS
                 .iter()
                 .find(|key| key.path() == name)
@@ -590,6 +607,24 @@ impl Loader {
                 reason,
             }
         })?;
+        // Kafka clients cannot log in here (no SASL), so with [auth] the
+        // listener would be a way around every permission: off when it was
+        // on only by default (an [auth] file written before the listener
+        // existed keeps working), refused when the operator asked for it.
+        let kafka = match (&self.auth, kafka) {
+            (Some(_), Some(_)) if self.origin("kafka.listen") == Origin::Default => None,
+            (_, kafka) => kafka,
+        };
+        if self.auth.is_some() && kafka.is_some() {
+            return Err(SettingsError::Invalid {
+                key: "kafka.listen".to_string(),
+                value: self.settings.kafka.listen.clone(),
+                origin: self.origin("kafka.listen"),
+                reason: "[auth] is set, and Kafka clients cannot log in here (no SASL): \
+                         set it to \"off\""
+                    .to_string(),
+            });
+        }
         // The login limits live with the users they protect.
         let auth = self.auth.map(|mut auth| {
             auth.login = self.settings.login_limits();
@@ -601,6 +636,7 @@ impl Loader {
             server,
             metrics,
             log_filter,
+            kafka,
         })
     }
 }
@@ -642,11 +678,47 @@ impl Settings {
     /// The broker's config, metrics address and log filter these settings
     /// mean; the error names the first key that does not hold.
     pub fn server_config(&self) -> Result<ServerConfig, KeyProblem> {
-        self.check().map(|(server, _, _)| server)
+        self.check().map(|(server, _, _, _)| server)
+    }
+
+    /// The Kafka listener these settings mean (`None`: off).
+    pub fn kafka_config(&self) -> Result<Option<KafkaConfig>, KeyProblem> {
+        let kafka = &self.kafka;
+        let listen = match kafka.listen.as_str() {
+            "off" => return Ok(None),
+            text => text.parse().map_err(|_| {
+                (
+                    "kafka.listen".to_string(),
+                    "expected an address like 127.0.0.1:9092, or \"off\"".to_string(),
+                )
+            })?,
+        };
+        let most = stage6_broker::shards::topics::MAX_PARTITIONS;
+        if !(1..=most).contains(&kafka.default_partitions) {
+            return Err((
+                "kafka.default_partitions".to_string(),
+                format!("must be from 1 to {most}"),
+            ));
+        }
+        Ok(Some(KafkaConfig {
+            listen,
+            auto_create_topics: kafka.auto_create_topics,
+            default_partitions: kafka.default_partitions,
+        }))
     }
 
     #[allow(clippy::type_complexity)]
-    fn check(&self) -> Result<(ServerConfig, Option<SocketAddr>, String), KeyProblem> {
+    fn check(
+        &self,
+    ) -> Result<
+        (
+            ServerConfig,
+            Option<SocketAddr>,
+            String,
+            Option<KafkaConfig>,
+        ),
+        KeyProblem,
+    > {
         let fail = |key: &str, reason: String| Err((key.to_string(), reason));
         let server = &self.server;
         let storage = &self.storage;
@@ -725,7 +797,8 @@ impl Settings {
             max_request_bytes_in_flight: in_flight,
             idle_timeout: none_if_zero(server.idle_timeout_seconds).map(Duration::from_secs),
         };
-        Ok((config, metrics, self.log.level.clone()))
+        let kafka = self.kafka_config()?;
+        Ok((config, metrics, self.log.level.clone(), kafka))
     }
 }
 
@@ -950,6 +1023,46 @@ mod tests {
             .env(others.map(|name| (name.to_string(), "x".to_string())))
             .unwrap();
         assert_eq!(loader.settings(), &before);
+    }
+
+    #[test]
+    fn settings_kafka_listener_is_on_by_default_off_on_request_and_never_beside_auth() {
+        let kafka = Loader::new().finish().unwrap().kafka.unwrap();
+        assert_eq!(kafka.listen.to_string(), "127.0.0.1:9092");
+        assert!(kafka.auto_create_topics);
+        assert_eq!(kafka.default_partitions, 1);
+
+        let flag = |text: &str| KEYS.iter().find(|k| k.path() == text).unwrap();
+        let mut loader = Loader::new();
+        loader.flag(flag("kafka.listen"), "off").unwrap();
+        assert!(loader.finish().unwrap().kafka.is_none());
+
+        let mut loader = Loader::new();
+        loader
+            .flag(flag("kafka.listen"), "nine-oh-nine-two")
+            .unwrap();
+        let error = loader.finish().unwrap_err();
+        assert_eq!(error.key(), Some("kafka.listen"));
+
+        let mut loader = Loader::new();
+        loader.flag(flag("kafka.default_partitions"), "0").unwrap();
+        assert_eq!(
+            loader.finish().unwrap_err().key(),
+            Some("kafka.default_partitions")
+        );
+
+        // With [auth]: off when on only by default, refused when asked for.
+        let users = "[[auth.users]]\nname = \"ops\"\ntoken = \"t0k3n\"\nadmin = true\n";
+        let mut loader = Loader::new();
+        loader.file(Path::new("r.toml"), users).unwrap();
+        let resolved = loader.finish().unwrap();
+        assert!(resolved.auth.is_some() && resolved.kafka.is_none());
+        let mut loader = Loader::new();
+        loader.file(Path::new("r.toml"), users).unwrap();
+        loader.flag(flag("kafka.listen"), "127.0.0.1:9092").unwrap();
+        let error = loader.finish().unwrap_err();
+        assert_eq!(error.key(), Some("kafka.listen"));
+        assert!(error.to_string().contains("SASL"), "{error}");
     }
 
     #[test]

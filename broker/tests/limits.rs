@@ -221,7 +221,7 @@ fn no_idle_timeout_keeps_a_silent_connection_open() {
 fn refused_start(args: &[&str]) -> (std::process::ExitStatus, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_rivulet-server"))
         .args(args)
-        .args(["--metrics-listen", "off"])
+        .args(["--metrics-listen", "off", "--kafka-listen", "off"])
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

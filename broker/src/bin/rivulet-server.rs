@@ -171,16 +171,28 @@ fn run(resolved: Resolved) -> anyhow::Result<()> {
         server: config,
         metrics,
         auth,
+        kafka,
+        settings,
         ..
     } = resolved;
+    let kafka_wanted = settings.kafka.listen != "off";
     let (listen, data) = (config.listen, config.data.clone());
     let (shards, asked, pin) = (config.shards, config.driver, config.pin);
     let (direct_io, fsync) = (config.storage.direct_io, config.storage.fsync);
     if let Some(auth) = &auth {
         tracing::info!("access control on: {} users", auth.users.len());
     }
-    let server = rivulet_broker::start_with_auth(config, auth)
+    let options = rivulet_broker::Options { auth, kafka };
+    let server = rivulet_broker::start_with(config, options)
         .with_context(|| format!("starting on {listen} with data in {}", data.display()))?;
+    match server.kafka_addr() {
+        Some(addr) => tracing::info!("Kafka clients: {addr}"),
+        None if kafka_wanted => tracing::warn!(
+            "Kafka listener off: access control ([auth]) is on and Kafka clients cannot \
+             log in here (no SASL)"
+        ),
+        None => tracing::info!("Kafka listener off"),
+    }
     // ANCHOR: driver_log
     let fell_back = asked == IoDriver::Auto && server.driver() == "polling";
     tracing::info!(
@@ -224,7 +236,7 @@ fn run(resolved: Resolved) -> anyhow::Result<()> {
         }
     };
     // ANCHOR_END: metrics_start
-    let signal = wait_for_signal(server.addr())?;
+    let signal = wait_for_signal(server.addr(), server.kafka_addr())?;
     tracing::info!("{signal}: stopping (answering what is in flight, then flushing)");
     if let Some(endpoint) = endpoint {
         endpoint.stop();
@@ -241,7 +253,7 @@ fn run(resolved: Resolved) -> anyhow::Result<()> {
 /// The handlers are installed *before* the line is printed: a test that
 /// sends SIGTERM as soon as it reads the line must find them there, not the
 /// default action (which kills the process without a flush).
-fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<&'static str> {
+fn wait_for_signal(addr: SocketAddr, kafka: Option<SocketAddr>) -> anyhow::Result<&'static str> {
     let runtime = IoDriver::Auto.runtime()?;
     let signal = runtime.block_on(async {
         let mut interrupt = pin!(compio::signal::ctrl_c());
@@ -261,6 +273,11 @@ fn wait_for_signal(addr: SocketAddr) -> anyhow::Result<&'static str> {
         })
         .await;
         println!("listening on {addr}");
+        // Always a second line, so a reader of the first can read it too.
+        match kafka {
+            Some(kafka) => println!("kafka listening on {kafka}"),
+            None => println!("kafka off"),
+        }
         if let Some(result) = early {
             return result;
         }

@@ -57,6 +57,15 @@ impl Broker {
     /// Starts `command` (from [`command`]) and waits for `listening on ADDR`;
     /// panics with its logs if it does not get there.
     pub fn start(mut command: Command) -> Broker {
+        // The Kafka listener's default port would be shared by every broker
+        // a test run starts at once: a free one, unless the test chose.
+        let chosen = command.get_args().any(|arg| arg == "--kafka-listen")
+            || command
+                .get_envs()
+                .any(|(name, _)| name == "RIVULET_KAFKA_LISTEN");
+        if !chosen {
+            command.args(["--kafka-listen", "127.0.0.1:0"]);
+        }
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -96,6 +96,9 @@ struct Features {
     /// The server logs each start and stop at `info`: hundreds of rounds
     /// of that would bury the driver's own report.
     log_level_flag: bool,
+    /// The Kafka listener, on by default at a fixed port: turned off, like
+    /// the metrics endpoint (the torture speaks Rivulet's protocol).
+    kafka_flag: bool,
 }
 
 fn features(server: &Path) -> anyhow::Result<Features> {
@@ -108,6 +111,7 @@ fn features(server: &Path) -> anyhow::Result<Features> {
         retention_flag: text.contains("--retention-bytes"),
         metrics_flag: text.contains("--metrics-listen"),
         log_level_flag: text.contains("--log-level"),
+        kafka_flag: text.contains("--kafka-listen"),
     })
 }
 
@@ -134,6 +138,10 @@ fn server_args(options: &Options, features: &Features, round: u64) -> Vec<OsStri
     args.push(options.fsync.clone().into());
     if features.metrics_flag {
         args.push("--metrics-listen".into());
+        args.push("off".into());
+    }
+    if features.kafka_flag {
+        args.push("--kafka-listen".into());
         args.push("off".into());
     }
     if features.log_level_flag {
