@@ -16,6 +16,8 @@
 //! - [`auth`]: optional users and permissions;
 //! - [`metrics`] and [`http`]: per-shard counters served as Prometheus text;
 //! - [`settings`]: the operator's config file, environment and flags;
+//! - [`groups`]: consumer groups (membership, generations, assignment),
+//!   for both protocols;
 //! - [`kafka`]: Kafka's wire protocol on a second port, on the same shards
 //!   and topics (kcat, librdkafka, kafka-python talk to it unchanged);
 //! - [`process`]: running `rivulet-server` as a child, for tests and tools.
@@ -26,6 +28,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod groups;
 pub mod http;
 pub mod jobs;
 pub mod kafka;

@@ -7,7 +7,7 @@
 //! shards. Rejected: one set of global atomics, which every produce on every
 //! core would write, bouncing their cache lines between cores.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -133,6 +133,21 @@ pub struct Metrics {
     pub topic_names: RwLock<HashMap<u32, String>>,
     /// When the server started.
     pub started: Instant,
+    /// Consumer groups' gauges, by group name (written by the groups'
+    /// shards on a change or a commit, read at scrape time).
+    pub groups: Mutex<BTreeMap<String, GroupGauges>>,
+}
+
+/// One consumer group's gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupGauges {
+    /// Members now.
+    pub members: usize,
+    /// Rebalances completed since start.
+    pub rebalances: u64,
+    /// Records not yet committed, by topic name and partition, as of the
+    /// group's last commit there.
+    pub lag: BTreeMap<(String, u32), u64>,
 }
 
 impl Metrics {
@@ -144,6 +159,7 @@ impl Metrics {
                 .collect(),
             topic_names: RwLock::default(),
             started: Instant::now(),
+            groups: Mutex::default(),
         })
     }
 
@@ -187,6 +203,21 @@ impl Metrics {
         totals
     }
 
+    /// Group `name` has `members` members and completed `rebalances` more.
+    pub fn group_changed(&self, name: &str, members: usize, rebalances: u64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let gauges = groups.entry(name.to_string()).or_default();
+        gauges.members = members;
+        gauges.rebalances += rebalances;
+    }
+
+    /// Group `name` committed in `topic`'s `partition`, `lag` records behind its end.
+    pub fn group_lag(&self, name: &str, topic: &str, partition: u32, lag: u64) {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let gauges = groups.entry(name.to_string()).or_default();
+        gauges.lag.insert((topic.to_string(), partition), lag);
+    }
+
     /// Connections open now, over every shard.
     pub fn connections(&self) -> u64 {
         self.shards
@@ -214,7 +245,7 @@ pub struct MetricInfo {
 }
 
 /// Every metric, in the order they are served.
-pub const METRICS: [MetricInfo; 13] = [
+pub const METRICS: [MetricInfo; 16] = [
     MetricInfo {
         name: "rivulet_uptime_seconds",
         kind: "gauge",
@@ -268,6 +299,24 @@ pub const METRICS: [MetricInfo; 13] = [
         kind: "counter",
         labels: "topic",
         help: "Bytes returned by polls of the topic since start (records as stored).",
+    },
+    MetricInfo {
+        name: "rivulet_group_members",
+        kind: "gauge",
+        labels: "group",
+        help: "Members of the consumer group now (either protocol's); 0 once every member left or its session ended.",
+    },
+    MetricInfo {
+        name: "rivulet_group_rebalances_total",
+        kind: "counter",
+        labels: "group",
+        help: "Rebalances of the consumer group completed since start (each moves its generation on).",
+    },
+    MetricInfo {
+        name: "rivulet_group_lag",
+        kind: "gauge",
+        labels: "group, topic, partition",
+        help: "Records of the partition after the group's committed offset, as of the group's last commit there.",
     },
     MetricInfo {
         name: "rivulet_shard_queue_depth",
@@ -404,6 +453,38 @@ impl Metrics {
                 }
             });
         }
+
+        let groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        family("rivulet_group_members", &mut |out| {
+            for (name, gauges) in &groups {
+                let label = format!("group=\"{}\"", escape_label(name));
+                let value = gauges.members.to_string();
+                sample(out, "rivulet_group_members", &label, value);
+            }
+        });
+        family("rivulet_group_rebalances_total", &mut |out| {
+            for (name, gauges) in &groups {
+                let label = format!("group=\"{}\"", escape_label(name));
+                let value = gauges.rebalances.to_string();
+                sample(out, "rivulet_group_rebalances_total", &label, value);
+            }
+        });
+        family("rivulet_group_lag", &mut |out| {
+            for (name, gauges) in &groups {
+                for ((topic, partition), lag) in &gauges.lag {
+                    let label = format!(
+                        "group=\"{}\",topic=\"{}\",partition=\"{partition}\"",
+                        escape_label(name),
+                        escape_label(topic)
+                    );
+                    sample(out, "rivulet_group_lag", &label, lag.to_string());
+                }
+            }
+        });
 
         family("rivulet_shard_queue_depth", &mut |out| {
             for (shard, depth) in queue_depths.iter().enumerate() {

@@ -97,6 +97,8 @@ impl Extension for Broker {
     }
 
     fn start_shard(&self, shard: &Rc<ShardState>) {
+        let metrics = Arc::clone(&self.shared.metrics);
+        compio::runtime::spawn(crate::groups::service::ticker(Rc::clone(shard), metrics)).detach();
         if shard.id() != 0 {
             return;
         }

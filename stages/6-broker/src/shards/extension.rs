@@ -178,6 +178,27 @@ pub trait PartitionJob: Send {
 }
 // ANCHOR_END: partition_job
 
+// ANCHOR: shard_job
+/// Work the product keeps on one chosen shard rather than on a partition's
+/// owner: state that belongs to no partition, such as a consumer group's
+/// members, lives on the shard a hash of its name picks, and every request
+/// about it is sent there ([`ShardState::run_on_shard`]). Like a partition,
+/// it then needs no lock: one thread ever touches it.
+pub trait ShardJob: Send {
+    /// Runs on the shard's thread.
+    fn run(self: Box<Self>, shard: &Rc<ShardState>);
+
+    /// The shard has stopped: tell the asker.
+    fn fail(self: Box<Self>, error: WireError);
+}
+// ANCHOR_END: shard_job
+
+impl std::fmt::Debug for dyn ShardJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardJob")
+    }
+}
+
 /// The engine alone: no commands beyond stage 4's, nothing counted.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Plain;

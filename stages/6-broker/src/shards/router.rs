@@ -17,7 +17,7 @@
 
 use std::path::PathBuf;
 
-use crate::shards::extension::PartitionJob;
+use crate::shards::extension::{PartitionJob, ShardJob};
 use crate::shards::topics::TopicSpec;
 use crate::shards::wire::WireError;
 use crate::storage::aligned::AlignedBuf;
@@ -140,6 +140,8 @@ pub enum ShardMessage {
         /// Sent when they have.
         done: flume::Sender<()>,
     },
+    /// The product's work for this shard ([`ShardJob`]).
+    Run(Box<dyn ShardJob>),
     /// Stop accepting, close idle connections, let busy ones answer, and
     /// report when none is left (shutdown, step 1).
     Drain {

@@ -638,6 +638,7 @@ async fn inbox_loop(
                 })
                 .detach();
             }
+            ShardMessage::Run(job) => job.run(&state),
             ShardMessage::Publish { topic, done } => {
                 state.publish(&topic);
                 let _ = done.send(());

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
 
-use crate::shards::extension::{Extension, PartitionAt, PartitionJob};
+use crate::shards::extension::{Extension, PartitionAt, PartitionJob, ShardJob};
 use crate::shards::limits::Limits;
 use crate::shards::router::{Key, Op, Reply, ShardMessage, owner, partition_dir};
 use crate::shards::topics::{CatalogRequest, TopicSpec};
@@ -240,6 +240,25 @@ impl ShardState {
     /// Runs `job` on the partition's owner; the job answers its asker.
     pub fn run_on(&self, key: Key, job: Box<dyn PartitionJob>) {
         self.route(key, Op::Run(job));
+    }
+
+    /// Runs `job` on shard `shard` (modulo the shards): here, at once, if it
+    /// is this one; else through that shard's inbox. The job answers its asker.
+    pub fn run_on_shard(self: &Rc<Self>, shard: usize, job: Box<dyn ShardJob>) {
+        let shard = shard % self.inboxes.len().max(1);
+        if shard == self.id {
+            return job.run(self);
+        }
+        match self.inboxes.get(shard) {
+            Some(inbox) => {
+                if let Err(flume::SendError(ShardMessage::Run(job))) =
+                    inbox.send(ShardMessage::Run(job))
+                {
+                    job.fail(storage_stopped());
+                }
+            }
+            None => job.fail(storage_stopped()),
+        }
     }
 
     // ANCHOR: route
