@@ -1,5 +1,6 @@
-//! `rivulet-server`: stage 6's broker. Serves partitioned topics over TCP
-//! with one thread per core until SIGINT or SIGTERM; then answers what is in
+//! `rivulet-server`: stage 6's broker. Serves partitioned topics over TCP,
+//! in Rivulet's protocol and Kafka's, with one thread per core until SIGINT
+//! or SIGTERM; then answers what is in
 //! flight, writes and syncs every partition, and exits 0.
 //!
 //! Settings come from defaults, a TOML file (`--config PATH` or
@@ -7,8 +8,9 @@
 //! flags, in that order of precedence (see `rivulet_broker::settings`); a bad
 //! one is named with where it came from, and the exit code is 2.
 //!
-//! Prints `listening on ADDR` on stdout once it accepts connections (and
-//! nothing else there: tests and scripts read that line); logs go to stderr,
+//! Prints `listening on ADDR` and then `kafka listening on ADDR` (or `kafka
+//! off`) on stdout once it accepts connections (and nothing else there:
+//! tests and scripts read those lines); logs go to stderr,
 //! and say once which io driver it runs on. Every optimization is a switch,
 //! so that each one's gain is measured with this one binary.
 
@@ -146,7 +148,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // ANCHOR: logs
-    // Logs to stderr (stdout carries only the `listening on` line), colored
+    // Logs to stderr (stdout carries only the two `listening` lines), colored
     // only on a terminal: under systemd they go to the journal as plain text.
     // The filter was checked when the settings were, so this cannot fail.
     let filter = tracing_subscriber::EnvFilter::builder().parse_lossy(&resolved.log_filter);
