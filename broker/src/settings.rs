@@ -330,6 +330,10 @@ settings! {
         /// Partitions of a topic a Kafka client creates without saying how
         /// many (auto-created, or CreateTopics with -1).
         default_partitions: u32 = 1,
+        /// HOST:PORT that Kafka clients are told to connect to (Kafka's
+        /// advertised.listeners), for a broker behind NAT or in a container;
+        /// empty: the address each client reached it at.
+        advertised_address: String = String::new(),
     }
 
     /// The Prometheus endpoint.
@@ -700,10 +704,25 @@ impl Settings {
                 format!("must be from 1 to {most}"),
             ));
         }
+        let advertised = match kafka.advertised_address.rsplit_once(':') {
+            None if kafka.advertised_address.is_empty() => None,
+            Some((host, port)) if !host.is_empty() => match port.parse() {
+                Ok(port) => Some((host.to_string(), port)),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        if advertised.is_none() && !kafka.advertised_address.is_empty() {
+            return Err((
+                "kafka.advertised_address".to_string(),
+                "expected HOST:PORT, such as kafka.example.com:9092, or empty".to_string(),
+            ));
+        }
         Ok(Some(KafkaConfig {
             listen,
             auto_create_topics: kafka.auto_create_topics,
             default_partitions: kafka.default_partitions,
+            advertised,
         }))
     }
 

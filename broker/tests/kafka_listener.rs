@@ -301,3 +301,25 @@ fn kafka_topics_are_created_on_first_use_unless_the_setting_says_not() {
     let unknown = kafka_protocol::ResponseError::UnknownTopicOrPartition.code();
     assert_eq!(answer.topics[0].error_code, unknown);
 }
+
+#[test]
+fn kafka_metadata_names_the_advertised_address_when_one_is_set() {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let dir = TempDir::new().unwrap();
+    let advertised = common::rivulet_server(
+        dir.path(),
+        &["--kafka-advertised-address", "kafka.example.com:19092"],
+    );
+    let mut kafka = Kafka::connect(advertised.kafka_addr().unwrap());
+    let answer: MetadataResponse = kafka.ask(&MetadataRequest::default(), 9);
+    assert_eq!(answer.brokers.len(), 1);
+    assert_eq!(answer.brokers[0].host.as_str(), "kafka.example.com");
+    assert_eq!(answer.brokers[0].port, 19092);
+    // Without the setting: the address the client reached.
+    let dir = TempDir::new().unwrap();
+    let plain = server(&dir);
+    let reached = plain.kafka_addr().unwrap();
+    let answer: MetadataResponse = Kafka::connect(reached).ask(&MetadataRequest::default(), 9);
+    assert_eq!(answer.brokers[0].host.as_str(), reached.ip().to_string());
+    assert_eq!(answer.brokers[0].port, i32::from(reached.port()));
+}

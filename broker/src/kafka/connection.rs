@@ -48,8 +48,9 @@ pub struct Handler {
     pub shared: Arc<Shared>,
     /// The listener's settings.
     pub config: Arc<KafkaConfig>,
-    /// Host and port this connection reached.
-    pub advertised: SocketAddr,
+    /// The host and port Metadata and FindCoordinator name: the setting's,
+    /// or the address this connection reached.
+    pub advertised: (String, u16),
     /// The client's address, for logs.
     pub peer: SocketAddr,
 }
@@ -75,7 +76,13 @@ pub async fn serve(
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
-    let advertised = stream.local_addr().unwrap_or(config.listen);
+    let advertised = match &config.advertised {
+        Some(advertised) => advertised.clone(),
+        None => {
+            let reached = stream.local_addr().unwrap_or(config.listen);
+            (reached.ip().to_string(), reached.port())
+        }
+    };
     let mut handler = Handler {
         shard: Rc::clone(&shard),
         shared,

@@ -52,6 +52,9 @@ pub struct KafkaConfig {
     pub auto_create_topics: bool,
     /// Partitions of a topic created by a Kafka client that names none.
     pub default_partitions: u32,
+    /// The host and port Metadata tells clients to connect to (`None`: the
+    /// address each client reached this broker at).
+    pub advertised: Option<(String, u16)>,
 }
 
 /// The listener's node id in Metadata and FindCoordinator: one node.

@@ -74,8 +74,8 @@ impl Handler {
     fn broker(&self) -> MetadataResponseBroker {
         let mut broker = MetadataResponseBroker::default();
         broker.node_id = BrokerId(NODE_ID);
-        broker.host = StrBytes::from_string(self.advertised.ip().to_string());
-        broker.port = i32::from(self.advertised.port());
+        broker.host = StrBytes::from_string(self.advertised.0.clone());
+        broker.port = i32::from(self.advertised.1);
         broker
     }
 
@@ -214,8 +214,8 @@ impl Handler {
         request: FindCoordinatorRequest,
         version: i16,
     ) -> FindCoordinatorResponse {
-        let host = StrBytes::from_string(self.advertised.ip().to_string());
-        let port = i32::from(self.advertised.port());
+        let host = StrBytes::from_string(self.advertised.0.clone());
+        let port = i32::from(self.advertised.1);
         let mut response = FindCoordinatorResponse::default();
         if version >= 4 {
             for key in request.coordinator_keys {
