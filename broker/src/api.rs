@@ -1,6 +1,7 @@
 //! The broker's commands beyond stage 5's three: streams, topics, polls by
-//! position, consumer offsets, statistics and login. Stage 5's frames (codes
-//! 10 to 12) are unchanged; everything here is new codes on the same framing.
+//! position, consumer offsets, statistics, login and consumer groups. Stage
+//! 5's frames (codes 10 to 12) are unchanged; everything here is new codes
+//! on the same framing.
 //!
 //! Two kinds of body:
 //! - **resource commands** (streams, topics, offsets, stats, login) carry a
@@ -11,7 +12,11 @@
 //!   double the code of every command for no measurable gain;
 //! - **the data path** stays binary: [`code::POLL_BY`] is stage 5's poll with a
 //!   position kind, answered exactly like stage 5's poll (`count u32` and
-//!   the records as stored), so its zero-copy reply path is kept.
+//!   the records as stored), so its zero-copy reply path is kept. A group
+//!   member's poll ([`code::GROUP_POLL`]) is answered the same way; its
+//!   request is JSON ([`GroupPoll`]), since it is checked by the group's
+//!   coordinator (a hop to another shard) before the partition is read, and
+//!   a hundred bytes of JSON are noise beside that.
 //!
 //! A reply's status is stage 4's (0 to 7) or one of the new ones in
 //! [`status`]; an error reply's body is a UTF-8 message, as before.
@@ -48,12 +53,28 @@ pub mod code {
     pub const STATS: u16 = 30;
     /// [`super::Login`] → `{}` (issue: access control).
     pub const LOGIN: u16 = 31;
+    /// [`super::JoinGroup`] → [`super::GroupJoined`], once the group's
+    /// rebalance completes.
+    pub const JOIN_GROUP: u16 = 32;
+    /// [`super::Heartbeat`] → `{}`.
+    pub const HEARTBEAT: u16 = 33;
+    /// [`super::LeaveGroup`] → `{}`.
+    pub const LEAVE_GROUP: u16 = 34;
+    /// [`super::GroupPoll`] → records, answered as stage 5's poll.
+    pub const GROUP_POLL: u16 = 35;
+    /// [`super::CommitOffset`] → `{}`.
+    pub const COMMIT_OFFSET: u16 = 36;
+    /// `{}` → [`super::GroupList`].
+    pub const LIST_GROUPS: u16 = 37;
+    /// [`super::GroupName`] → [`super::GroupDescription`].
+    pub const DESCRIBE_GROUP: u16 = 38;
 }
 // ANCHOR_END: codes
 
 // ANCHOR: statuses
 /// Reply status codes: the engine's (stage 4's 0 to 7, 13 and 14, see
-/// `stage6_broker::shards::wire::status`) and the broker's own, 8 to 12.
+/// `stage6_broker::shards::wire::status`) and the broker's own, 8 to 12 and
+/// 15 to 18.
 pub mod status {
     pub use stage6_broker::shards::wire::status::*;
 
@@ -67,6 +88,17 @@ pub mod status {
     pub const UNAUTHENTICATED: u16 = 11;
     /// The user may not do this to this topic.
     pub const FORBIDDEN: u16 = 12;
+    /// The group is rebalancing: stop polling, commit what was processed,
+    /// and join again.
+    pub const REBALANCING: u16 = 15;
+    /// The request names a generation that is not the group's (the member
+    /// was replaced, or the group moved on): join again.
+    pub const STALE_GENERATION: u16 = 16;
+    /// The member is not in the group (it left, or its session ended): join
+    /// again as a new member.
+    pub const UNKNOWN_MEMBER: u16 = 17;
+    /// The partition is not assigned to the member in this generation.
+    pub const NOT_ASSIGNED: u16 = 18;
 }
 // ANCHOR_END: statuses
 
@@ -378,6 +410,218 @@ pub struct ConsumerOffsets {
     pub partitions: Vec<StoredOffset>,
 }
 // ANCHOR_END: offsets
+
+// ANCHOR: groups
+/// Join a consumer group that reads `topic` (or join again, with `member`).
+/// The answer waits until the group's rebalance completes: every member has
+/// joined again, or the rebalance's deadline (the longest session timeout
+/// among the members) removed the ones that did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinGroup {
+    /// The group's name; its committed offsets are the stored offsets of
+    /// the consumer of that name.
+    pub group: String,
+    /// The topic the group reads (every member names the same one).
+    pub topic: TopicRef,
+    /// No heartbeat for this long (1,000 to 300,000 ms) ends the
+    /// membership; a rebalance waits as long for the member to join again.
+    pub session_timeout_ms: u64,
+    /// The id the server gave this member, when joining again.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// How the client names itself; a new member's id is
+    /// `<client_id>-<n>` (default `rivulet`).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// A completed join: this member's id and partitions in the new generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupJoined {
+    /// The group.
+    pub group: String,
+    /// This member's id, for every later request.
+    pub member: String,
+    /// The new generation, for every later request.
+    pub generation: i32,
+    /// The topic's id.
+    pub topic: u32,
+    /// This member's partitions, in order (none when the group has more
+    /// members than the topic has partitions).
+    pub partitions: Vec<u32>,
+}
+
+/// A member's heartbeat: it is alive; the answer says whether it must join
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The group.
+    pub group: String,
+    /// The member's id.
+    pub member: String,
+    /// The generation it was given.
+    pub generation: i32,
+}
+
+/// A member leaves: the others rebalance at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaveGroup {
+    /// The group.
+    pub group: String,
+    /// The member's id.
+    pub member: String,
+}
+
+/// A member polls one of its partitions: from the group's committed offset
+/// (the first record if none), or from `offset`. Nothing is committed: the
+/// member commits ([`CommitOffset`]) once it processed the records. The
+/// reply is stage 5's poll reply, as for [`code::POLL_BY`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPoll {
+    /// The group.
+    pub group: String,
+    /// The member's id.
+    pub member: String,
+    /// The generation it was given.
+    pub generation: i32,
+    /// The group's topic.
+    pub topic: TopicRef,
+    /// One of the member's partitions.
+    pub partition: u32,
+    /// Start here instead of at the committed offset (a member that polls
+    /// again before committing what it was given).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// At most this many records (the server caps it).
+    pub count: u32,
+}
+
+/// A member commits: the next offset the group will read in a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitOffset {
+    /// The group.
+    pub group: String,
+    /// The member's id.
+    pub member: String,
+    /// The generation it was given.
+    pub generation: i32,
+    /// The group's topic.
+    pub topic: TopicRef,
+    /// One of the member's partitions.
+    pub partition: u32,
+    /// The offset after the last record processed.
+    pub offset: u64,
+}
+
+/// A group, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupName {
+    /// Its name.
+    pub group: String,
+}
+
+/// A group as a list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Its name.
+    pub group: String,
+    /// `Empty`, `PreparingRebalance`, `CompletingRebalance` or `Stable`
+    /// (Kafka's names).
+    pub state: String,
+    /// `rivulet` (members of this protocol), `consumer` (Kafka
+    /// consumers), or empty (never joined; offsets committed from outside).
+    pub protocol_type: String,
+    /// Its generation.
+    pub generation: i32,
+    /// How many members now.
+    pub members: u32,
+    /// A Rivulet group's topic.
+    pub topic: Option<String>,
+}
+
+/// Every group the broker knows since it started (membership is not kept
+/// across a restart; committed offsets are, and a group's are shown by
+/// describing it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupList {
+    /// In name order.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// One topic's partitions assigned to a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    /// The topic's name.
+    pub topic: String,
+    /// The partitions.
+    pub partitions: Vec<u32>,
+}
+
+/// A group's member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// Its id.
+    pub member: String,
+    /// The client's name for itself.
+    pub client_id: String,
+    /// The address it connected from.
+    pub client_host: String,
+    /// Its partitions (a Kafka member's as its leader assigned them).
+    pub assignment: Vec<Assigned>,
+}
+
+/// A partition the group reads or has committed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupOffset {
+    /// The topic's name.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The member it is assigned to, if any.
+    pub owner: Option<String>,
+    /// The group's committed offset: the next offset it will read.
+    pub committed: Option<u64>,
+    /// The partition's oldest stored offset.
+    pub first_offset: u64,
+    /// The offset its next record will get.
+    pub end_offset: u64,
+    /// Records left to read: from the committed offset (or the oldest
+    /// record, if none) to the end.
+    pub lag: u64,
+}
+
+/// A group: its membership, and its offsets in every partition of its
+/// topic and of every topic it has committed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDescription {
+    /// Its name.
+    pub group: String,
+    /// As in [`GroupSummary`]; `Empty` for a group known only by its
+    /// committed offsets (after a restart, say).
+    pub state: String,
+    /// As in [`GroupSummary`].
+    pub protocol_type: String,
+    /// The assignor: `range` for a Rivulet group, the members' choice for
+    /// Kafka's.
+    pub protocol: String,
+    /// Its generation.
+    pub generation: i32,
+    /// A Rivulet group's topic.
+    pub topic: Option<String>,
+    /// Rebalances completed since the broker started.
+    pub rebalances: u64,
+    /// Its members, by id.
+    pub members: Vec<GroupMember>,
+    /// By topic and partition.
+    pub offsets: Vec<GroupOffset>,
+}
+// ANCHOR_END: groups
 
 // ANCHOR: stats_login
 /// The server's counters since start.

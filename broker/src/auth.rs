@@ -8,9 +8,12 @@
 //! answered `UNAUTHENTICATED`); then:
 //! - produce needs the topic in the user's `produce` list (or `"*"`);
 //! - poll, poll by position, store and get offsets need it in `consume`;
+//!   so do a consumer group's join, poll and commit (the group's topic),
+//!   and its heartbeat and leave (checked against the group's topic);
 //! - creating and deleting streams and topics needs `admin`, and an admin
 //!   may also produce to and consume from every topic;
-//! - listing, describing and `stats` need only a login.
+//! - listing, describing and `stats` need only a login (describing a
+//!   group shows only the offsets of topics the user may consume from).
 //!
 //! Secrets are compared in constant time ([`constant_time_eq`]): the time a
 //! wrong password takes says nothing of how much of it was right. They are

@@ -178,3 +178,49 @@ impl PartitionJob for Describe {
         let _ = self.done.send(Err(error));
     }
 }
+
+/// A partition's positions as a consumer group sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The oldest offset stored.
+    pub first_offset: u64,
+    /// The offset the next record will get.
+    pub next_offset: u64,
+    /// The consumer's stored offset, if any.
+    pub committed: Option<u64>,
+}
+
+/// Where a [`GetPosition`]'s answer goes, with the partition it is about:
+/// one channel collects a whole describe's answers, in any order.
+pub type PositionTo = flume::Sender<((u32, u32), Result<Position, WireError>)>;
+
+/// Read a partition's first and next offsets and a consumer's stored one
+/// (a group's describe asks every partition at once).
+pub struct GetPosition {
+    /// The consumer (checked).
+    pub consumer: String,
+    /// The partition asked (topic id, partition), echoed in the answer.
+    pub key: (u32, u32),
+    /// Where the answer goes.
+    pub done: PositionTo,
+}
+
+impl PartitionJob for GetPosition {
+    fn run<'a>(
+        self: Box<Self>,
+        partition: &'a mut Partition,
+        _: PartitionAt,
+    ) -> LocalBoxFuture<'a, ()> {
+        let position = Position {
+            first_offset: partition.first_offset(),
+            next_offset: partition.next_offset(),
+            committed: partition.consumer_offset(&self.consumer),
+        };
+        let _ = self.done.send((self.key, Ok(position)));
+        Box::pin(std::future::ready(()))
+    }
+
+    fn fail(self: Box<Self>, error: WireError) {
+        let _ = self.done.send((self.key, Err(error)));
+    }
+}

@@ -61,6 +61,20 @@ pub enum Request {
     Stats,
     /// Log in.
     Login(api::Login),
+    /// Join a consumer group (or join again).
+    JoinGroup(api::JoinGroup),
+    /// A group member's heartbeat.
+    Heartbeat(api::Heartbeat),
+    /// A member leaves its group.
+    LeaveGroup(api::LeaveGroup),
+    /// A member polls one of its partitions.
+    GroupPoll(api::GroupPoll),
+    /// A member commits an offset.
+    CommitOffset(api::CommitOffset),
+    /// Every group.
+    ListGroups,
+    /// One group, its members and offsets.
+    DescribeGroup(api::GroupName),
 }
 
 /// Why a request body did not decode: the connection is closed after it.
@@ -113,6 +127,13 @@ fn decode_json(code: u16, body: &[u8]) -> Option<Result<Request, DecodeError>> {
         api::code::GET_OFFSETS => json(body).map(Request::GetOffsets),
         api::code::STATS => json::<api::Empty>(body).map(|_| Request::Stats),
         api::code::LOGIN => json(body).map(Request::Login),
+        api::code::JOIN_GROUP => json(body).map(Request::JoinGroup),
+        api::code::HEARTBEAT => json(body).map(Request::Heartbeat),
+        api::code::LEAVE_GROUP => json(body).map(Request::LeaveGroup),
+        api::code::GROUP_POLL => json(body).map(Request::GroupPoll),
+        api::code::COMMIT_OFFSET => json(body).map(Request::CommitOffset),
+        api::code::LIST_GROUPS => json::<api::Empty>(body).map(|_| Request::ListGroups),
+        api::code::DESCRIBE_GROUP => json(body).map(Request::DescribeGroup),
         _ => return None,
     })
 }
@@ -214,6 +235,34 @@ mod tests {
             Request::decode(api::code::STATS, &[]).unwrap().unwrap(),
             Request::Stats
         );
+        let join = br#"{"group":"billing","topic":{"name":"orders"},"session_timeout_ms":3000}"#;
+        assert_eq!(
+            Request::decode(api::code::JOIN_GROUP, join)
+                .unwrap()
+                .unwrap(),
+            Request::JoinGroup(api::JoinGroup {
+                group: "billing".into(),
+                topic: api::TopicRef::Name("orders".into()),
+                session_timeout_ms: 3000,
+                member: None,
+                client_id: None,
+            })
+        );
+        let poll = br#"{"group":"g","member":"m","generation":2,"topic":{"id":1},"partition":3,"count":9}"#;
+        assert!(matches!(
+            Request::decode(api::code::GROUP_POLL, poll)
+                .unwrap()
+                .unwrap(),
+            Request::GroupPoll(api::GroupPoll {
+                offset: None,
+                count: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Request::decode(api::code::HEARTBEAT, br#"{"group":"g","member":"m"}"#),
+            Some(Err(DecodeError::Json(_)))
+        ));
         for bad in [
             &b"{"[..],
             br#"{"name":1}"#,

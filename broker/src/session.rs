@@ -8,6 +8,9 @@
 //!   0's metadata writer ([`crate::admin`]), whichever shard this is;
 //! - polls by position, stored offsets and a partition's state are jobs run
 //!   by the partition's owner ([`crate::jobs`]);
+//! - consumer group commands go to the group's coordinator, on the shard
+//!   its name hashes to, and then (a group's poll or commit) to the
+//!   partition's owner ([`crate::groups::rivulet`]);
 //! - produce and poll by offset are the engine's.
 //!
 //! Each session counts nothing itself: the engine tells the broker's
@@ -49,6 +52,7 @@ use tracing::{info, warn};
 use crate::admin::{AdminRequest, Answered};
 use crate::api::{self, TopicRef};
 use crate::auth::{Action, AuthConfig};
+use crate::groups::rivulet as groups;
 use crate::jobs::{self, Done};
 use crate::requests::{Admin, Request};
 use crate::server::Shared;
@@ -208,9 +212,47 @@ impl BrokerSession {
             Request::Stats => json(&self.stats()),
             // Access control is not on: every connection may do everything.
             Request::Login(_) => json(&api::Empty {}),
+            Request::JoinGroup(join) => groups::join(&self.shard, connection.peer(), join).await,
+            Request::Heartbeat(beat) => {
+                let may_consume = self.may_consume();
+                groups::heartbeat(&self.shard, beat, may_consume.as_deref()).await
+            }
+            Request::LeaveGroup(leave) => {
+                let may_consume = self.may_consume();
+                groups::leave(&self.shard, leave, may_consume.as_deref()).await
+            }
+            Request::GroupPoll(poll) => groups::poll(&self.shard, connection, poll).await,
+            Request::CommitOffset(commit) => {
+                let metrics = &self.shared.metrics;
+                groups::commit_offset(&self.shard, connection, metrics, commit).await
+            }
+            Request::ListGroups => groups::list(&self.shard).await,
+            Request::DescribeGroup(group) => {
+                let may_consume = self.may_consume();
+                groups::describe(&self.shard, group, may_consume.as_deref()).await
+            }
         }
     }
     // ANCHOR_END: handle
+
+    /// With access control on, the check that the logged-in user may
+    /// consume from a topic (by name), for the group commands that learn
+    /// their topic from the group; `None` when access control is off.
+    fn may_consume(&self) -> Option<groups::ConsumeCheck<'_>> {
+        let auth = self.shared.auth.as_ref()?;
+        let who = self.user?;
+        Some(Box::new(move |topic: &str| {
+            if auth.allows(who, Action::Consume(topic)) {
+                Ok(())
+            } else {
+                Err(forbidden(
+                    auth,
+                    who,
+                    &format!("consume from topic {topic:?}"),
+                ))
+            }
+        }))
+    }
 
     /// Runs `job` on the partition's owner and waits for its answer.
     async fn run(
@@ -342,6 +384,12 @@ impl BrokerSession {
             Decoded::Broker(Request::PollBy(poll)) => (name_of(poll.topic), false),
             Decoded::Broker(Request::StoreOffset(store)) => (named(&store.topic), false),
             Decoded::Broker(Request::GetOffsets(get)) => (named(&get.topic), false),
+            // A group's members consume its topic; a heartbeat or leave
+            // names none, and is checked against the group's own topic
+            // when served ([`BrokerSession::may_consume`]).
+            Decoded::Broker(Request::JoinGroup(join)) => (named(&join.topic), false),
+            Decoded::Broker(Request::GroupPoll(poll)) => (named(&poll.topic), false),
+            Decoded::Broker(Request::CommitOffset(commit)) => (named(&commit.topic), false),
             Decoded::Engine(EngineRequest::CreateTopic { .. })
             | Decoded::Broker(Request::Admin(
                 Admin::CreateTopicById { .. }
@@ -359,7 +407,11 @@ impl BrokerSession {
                 Request::Admin(Admin::ListStreams | Admin::ListTopics(_) | Admin::Describe(_))
                 | Request::DescribeTopic(_)
                 | Request::Stats
-                | Request::Login(_),
+                | Request::Login(_)
+                | Request::Heartbeat(_)
+                | Request::LeaveGroup(_)
+                | Request::ListGroups
+                | Request::DescribeGroup(_),
             ) => return Ok(None),
         };
         // A topic that does not exist is let through: the request gets

@@ -322,7 +322,7 @@ settings! {
     [kafka] KafkaSettings, flags prefixed: true {
         /// Address Kafka clients (kcat, librdkafka, kafka-python) connect
         /// to, or "off". Loopback by default; it has no authentication, so it
-        /// must be "off" when [auth] is set.
+        /// must be "off" when access control is on (users in the file).
         listen: String = "127.0.0.1:9092".to_string(),
         /// Create a topic that a Kafka client's Metadata or Produce names,
         /// when it does not exist (Kafka's auto.create.topics.enable).

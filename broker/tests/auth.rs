@@ -55,7 +55,11 @@ fn access_control_asks_for_a_login_and_checks_each_topic() {
     std::fs::write(&file, USERS).unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let broker = rivulet_server(&data, &["--config", file.to_str().unwrap()]);
+    // The Kafka listener cannot check logins: with [auth] it must be off.
+    let broker = rivulet_server(
+        &data,
+        &["--config", file.to_str().unwrap(), "--kafka-listen", "off"],
+    );
     let addr = broker.addr().to_string();
     let forbidden = Some(status::FORBIDDEN);
 

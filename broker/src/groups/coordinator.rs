@@ -275,6 +275,11 @@ impl Group {
         self.rebalances
     }
 
+    /// What kind of client its members are (`None` before the first join).
+    pub fn flavor(&self) -> Option<&Flavor> {
+        self.flavor.as_ref()
+    }
+
     // ANCHOR: join
     /// A member joins (or joins again): the group starts a rebalance (if it
     /// is not in one) and the answer waits for the join phase to complete.
@@ -595,12 +600,15 @@ impl Group {
     // ANCHOR_END: tick
 
     // ANCHOR: check_commit
-    /// Whether `member` may commit (or, in a Rivulet group, poll) offsets
-    /// of `partition` (`None`: any) in `generation`: a member of the current
-    /// generation, in a group not rebalancing (a Rivulet member only for its
-    /// own partitions); or, outside any generation (`generation` -1, no
-    /// member), only while the group has no members (a consumer that
-    /// assigns its own partitions, as Kafka allows).
+    /// Whether `member` may commit offsets of `partition` (`None`: any) in
+    /// `generation`: a member of the current generation (a Rivulet member
+    /// only for its own partitions), also while a rebalance is being
+    /// prepared, since that is when a member told to join again commits
+    /// what it processed (as Kafka allows: the partitions are handed to
+    /// anyone else only in the next generation, after this member joined
+    /// again); or, outside any generation (`generation` -1, no member), only
+    /// while the group has no members (a consumer that assigns its own
+    /// partitions, as Kafka allows).
     pub fn check_commit(
         &self,
         member: &str,
@@ -614,9 +622,27 @@ impl Group {
             };
         }
         self.check(member, generation)?;
+        self.check_assigned(member, partition)
+    }
+
+    /// Whether `member` may poll `partition` in `generation` (a Rivulet
+    /// group's poll): as [`Group::check_commit`], and not while a rebalance
+    /// is being prepared: a member told to join again stops consuming.
+    pub fn check_poll(
+        &self,
+        member: &str,
+        generation: i32,
+        partition: u32,
+    ) -> Result<(), GroupError> {
+        self.check(member, generation)?;
         if let State::PreparingRebalance { .. } = self.state {
             return Err(GroupError::RebalanceInProgress);
         }
+        self.check_assigned(member, Some(partition))
+    }
+
+    /// In a Rivulet group, whether `partition` is `member`'s.
+    fn check_assigned(&self, member: &str, partition: Option<u32>) -> Result<(), GroupError> {
         if let (Some(Flavor::Rivulet { .. }), Some(partition)) = (&self.flavor, partition)
             && !self.members[member].partitions.contains(&partition)
         {
@@ -772,10 +798,12 @@ mod tests {
             group.heartbeat(&first.member, 1, t0),
             Err(GroupError::RebalanceInProgress)
         );
+        // It stops consuming, but may still commit what it processed.
         assert_eq!(
-            group.check_commit(&first.member, 1, Some(0)),
+            group.check_poll(&first.member, 1, 0),
             Err(GroupError::RebalanceInProgress)
         );
+        assert_eq!(group.check_commit(&first.member, 1, Some(0)), Ok(()));
         let again = join(&mut group, rivulet_join(Some(&first.member)), t0);
         let (a, b) = (
             again.try_recv().unwrap().unwrap(),
@@ -797,6 +825,15 @@ mod tests {
             group.check_commit(&a.member, 2, Some(b.partitions[0])),
             Err(GroupError::NotAssigned)
         );
+        assert_eq!(group.check_poll(&a.member, 2, a.partitions[0]), Ok(()));
+        assert_eq!(
+            group.check_poll(&a.member, 2, b.partitions[0]),
+            Err(GroupError::NotAssigned)
+        );
+        assert_eq!(
+            group.check_poll(&a.member, 1, a.partitions[0]),
+            Err(GroupError::IllegalGeneration)
+        );
     }
 
     #[test]
@@ -816,7 +853,7 @@ mod tests {
         assert_eq!(group.heartbeat(&b.member, b.generation, later), Ok(()));
         assert!(group.tick(later).is_empty());
         let expired = group.tick(t0 + SESSION + Duration::from_millis(1));
-        assert_eq!(expired, [a.member.clone()]);
+        assert_eq!(expired, std::slice::from_ref(&a.member));
         let now = t0 + SESSION + Duration::from_millis(2);
         assert_eq!(
             group.heartbeat(&b.member, b.generation, now),

@@ -51,6 +51,11 @@ impl Groups {
             .or_insert_with(|| Group::new(name))
     }
 
+    /// The group `name`, if this shard keeps one (a lookup that makes none).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Group> {
+        self.groups.get_mut(name)
+    }
+
     /// Every group this shard keeps.
     pub fn describe_all(&self) -> Vec<GroupInfo> {
         self.groups.values().map(Group::describe).collect()

@@ -25,6 +25,9 @@ use stage6_broker::shards::protocol::{
     Produced, encode_create_topic, encode_poll, encode_produce_head,
 };
 pub use stage6_broker::shards::wire::Partitioning;
+
+mod group;
+pub use group::{Batch, GroupConsumer, GroupOptions};
 use stage6_broker::shards::wire::{BodyError, BodyReader};
 use stage6_broker::storage::record::{
     self, Contents, MAX_PAYLOAD_LEN, RECORD_HEADER_LEN, UserHeader, checksum_matches, header_at,
@@ -180,6 +183,10 @@ pub fn status_name(code: u16) -> &'static str {
         status::FORBIDDEN => "forbidden",
         status::TOO_MANY_CONNECTIONS => "too many connections",
         status::PARTITION_FAILED => "partition failed",
+        status::REBALANCING => "group rebalancing",
+        status::STALE_GENERATION => "stale generation",
+        status::UNKNOWN_MEMBER => "unknown group member",
+        status::NOT_ASSIGNED => "partition not assigned",
         _ => "unknown status",
     }
 }
@@ -540,7 +547,82 @@ impl Client {
         let _: api::Empty = self.call_json(code::LOGIN, login)?;
         Ok(())
     }
+
+    /// Joins a consumer group (code 32), or joins again with `member`; the
+    /// answer waits for the group's rebalance, so the read timeout is
+    /// lifted to [`JOIN_TIMEOUT`] for this call. [`GroupConsumer`] does
+    /// this, and everything after it, for you.
+    pub fn join_group(&mut self, join: &api::JoinGroup) -> Result<api::GroupJoined, ClientError> {
+        let before = self.stream.read_timeout()?;
+        self.stream
+            .set_read_timeout(Some(before.map_or(JOIN_TIMEOUT, |t| t.max(JOIN_TIMEOUT))))?;
+        let joined = self.call_json(code::JOIN_GROUP, join);
+        self.stream.set_read_timeout(before)?;
+        joined
+    }
+
+    /// A group member's heartbeat (code 33): `Ok` while its generation
+    /// stands; [`status::REBALANCING`], [`status::STALE_GENERATION`] or
+    /// [`status::UNKNOWN_MEMBER`] when it must join again.
+    pub fn heartbeat(
+        &mut self,
+        group: &str,
+        member: &str,
+        generation: i32,
+    ) -> Result<(), ClientError> {
+        let request = api::Heartbeat {
+            group: group.to_string(),
+            member: member.to_string(),
+            generation,
+        };
+        let _: api::Empty = self.call_json(code::HEARTBEAT, &request)?;
+        Ok(())
+    }
+
+    /// A member leaves its group (code 34): the others rebalance at once.
+    pub fn leave_group(&mut self, group: &str, member: &str) -> Result<(), ClientError> {
+        let request = api::LeaveGroup {
+            group: group.to_string(),
+            member: member.to_string(),
+        };
+        let _: api::Empty = self.call_json(code::LEAVE_GROUP, &request)?;
+        Ok(())
+    }
+
+    /// A member's poll of one of its partitions (code 35), from the group's
+    /// committed offset or `poll.offset`; commits nothing. Checksums verified.
+    pub fn group_poll(&mut self, poll: &api::GroupPoll) -> Result<Vec<Record>, ClientError> {
+        let body = serde_json::to_vec(poll)
+            .map_err(|error| ClientError::Invalid(format!("encoding the request: {error}")))?;
+        let reply = self.call(code::GROUP_POLL, &body)?;
+        decode_polled(&reply)
+    }
+
+    /// A member's commit (code 36): the next offset the group reads.
+    pub fn commit_offset(&mut self, commit: &api::CommitOffset) -> Result<(), ClientError> {
+        let _: api::Empty = self.call_json(code::COMMIT_OFFSET, commit)?;
+        Ok(())
+    }
+
+    /// Every group the broker knows since it started (code 37).
+    pub fn list_groups(&mut self) -> Result<Vec<api::GroupSummary>, ClientError> {
+        let list: api::GroupList = self.call_json(code::LIST_GROUPS, &api::Empty {})?;
+        Ok(list.groups)
+    }
+
+    /// A group's members, assignment and offsets (code 38).
+    pub fn describe_group(&mut self, group: &str) -> Result<api::GroupDescription, ClientError> {
+        let request = api::GroupName {
+            group: group.to_string(),
+        };
+        self.call_json(code::DESCRIBE_GROUP, &request)
+    }
 }
+
+/// How long [`Client::join_group`] waits for its answer: a rebalance waits
+/// at most the longest session timeout a member may have (300 s), and a
+/// little more for the server's timer.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// A partitioning the produce frame can carry: a key for hashing has at
 /// most 65535 bytes (its length is a `u16`).
@@ -950,7 +1032,7 @@ mod tests {
 
     #[test]
     fn client_names_every_status() {
-        for code in 0..=14 {
+        for code in 0..=18 {
             assert_ne!(status_name(code), "unknown status", "status {code}");
         }
         assert_eq!(status_name(99), "unknown status");

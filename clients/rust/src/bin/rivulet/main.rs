@@ -7,6 +7,8 @@
 //! printf 'one\ntwo\n' | rivulet send orders
 //! rivulet poll orders --first
 //! rivulet poll orders --consumer billing --follow
+//! rivulet poll orders --group billing --follow
+//! rivulet group describe billing
 //! rivulet bench --workload quick
 //! ```
 //!
@@ -21,6 +23,7 @@
 //! The book's "Using the CLI" chapter walks through every command.
 
 mod bench;
+mod groups;
 mod messages;
 mod output;
 mod topics;
@@ -30,8 +33,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use rivulet_client::api;
 
-/// Rivulet's command line: streams, topics, send, poll, consumer offsets,
-/// statistics and a load test, against a running rivulet-server.
+/// Rivulet's command line: streams, topics, send, poll, consumer offsets and
+/// groups, statistics and a load test, against a running rivulet-server.
 #[derive(Debug, Parser)]
 #[command(name = "rivulet", version)]
 struct Cli {
@@ -65,6 +68,9 @@ enum Command {
     Poll(messages::PollArgs),
     /// A consumer's stored offsets in a topic, and its lag.
     Offsets(OffsetsArgs),
+    /// Consumer groups: list them, or describe one (members, assignment, lag).
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// The server's counters since it started.
     Stats,
     /// Run the load generator against the broker and report throughput and latency.
@@ -106,6 +112,18 @@ enum TopicCommand {
     Delete {
         /// The topic, by name (or by id).
         topic: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Every group the server knows since it started: state, members, topic.
+    List,
+    /// A group's members and their partitions, and its committed offset,
+    /// end offset and lag in every partition it reads or committed in.
+    Describe {
+        /// The group's name.
+        group: String,
     },
 }
 
@@ -202,9 +220,13 @@ fn run(command: Command, session: &topics::Session, out: &output::Output) -> any
             topics::delete_topic(&mut client, out, &topic)
         }
         Command::Send(args) => messages::send(&mut client, out, &args),
-        Command::Poll(args) => messages::poll(&mut client, out, &args),
+        Command::Poll(args) => messages::poll(client, out, &args),
         Command::Offsets(OffsetsArgs { topic, consumer }) => {
             topics::offsets(&mut client, out, &topic, &consumer)
+        }
+        Command::Group(GroupCommand::List) => groups::list(&mut client, out),
+        Command::Group(GroupCommand::Describe { group }) => {
+            groups::describe(&mut client, out, &group)
         }
         Command::Stats => topics::stats(&mut client, out),
         Command::Bench(_) => Ok(()),
@@ -231,5 +253,12 @@ mod tests {
         assert!(parse(&["poll", "t", "--no-commit"]).is_err());
         assert!(parse(&["send", "t", "--key", "k", "--partition", "1"]).is_err());
         assert!(parse(&["bench", "--messages", "5", "--duration", "1s"]).is_err());
+        assert!(parse(&["poll", "t", "--group", "g", "--follow"]).is_ok());
+        assert!(parse(&["poll", "t", "--group", "g", "--session-timeout-ms", "3000"]).is_ok());
+        assert!(parse(&["poll", "t", "--group", "g", "--consumer", "c"]).is_err());
+        assert!(parse(&["poll", "t", "--group", "g", "--partition", "1"]).is_err());
+        assert!(parse(&["poll", "t", "--group", "g", "--first"]).is_err());
+        assert!(parse(&["poll", "t", "--session-timeout-ms", "3000"]).is_err());
+        assert!(parse(&["group", "describe", "g"]).is_ok());
     }
 }

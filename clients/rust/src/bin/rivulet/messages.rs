@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use clap::{ArgGroup, Args};
 use rivulet_client::Client;
 use rivulet_client::Partitioning;
-use rivulet_client::api::{PollBy, PollKind, TopicInfo};
+use rivulet_client::api::{PollBy, PollKind, TopicInfo, TopicRef};
+use rivulet_client::{GroupConsumer, GroupOptions};
 use rivulet_client::{ProducerRecord, Record};
 use serde::Serialize;
 use stage6_broker::shards::frame::DEFAULT_MAX_FRAME_LEN;
@@ -248,6 +249,17 @@ pub struct PollArgs {
     /// With --consumer: do not store its offset.
     #[arg(long, requires = "consumer")]
     no_commit: bool,
+    /// Read as a member of this consumer group: the server assigns this
+    /// process some of the topic's partitions, shared with the group's other
+    /// members; each batch is committed after it is printed. Without
+    /// --follow, leaves once its partitions are drained.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["consumer", "partition", "position"])]
+    group: Option<String>,
+    /// With --group: the member is dropped from the group (and its
+    /// partitions handed to the others) after this long without a word
+    /// from it (a process killed, or stopped with Ctrl-C).
+    #[arg(long, value_name = "MS", requires = "group", default_value_t = 10_000)]
+    session_timeout_ms: u64,
     /// Keep polling and print new messages as they arrive, until Ctrl-C.
     #[arg(long)]
     follow: bool,
@@ -324,15 +336,19 @@ impl<'a> Bytes<'a> {
 }
 
 /// `rivulet poll`.
-pub fn poll(client: &mut Client, out: &Output, args: &PollArgs) -> anyhow::Result<()> {
-    let topic = resolve(client, &args.topic)?;
+pub fn poll(mut client: Client, out: &Output, args: &PollArgs) -> anyhow::Result<()> {
+    let topic = resolve(&mut client, &args.topic)?;
+    if args.count == 0 {
+        bail!("--count must be at least 1");
+    }
+    if let Some(group) = &args.group {
+        return poll_group(client, out, args, &topic, group);
+    }
+    let client = &mut client;
     let partitions: Vec<u32> = match args.partition {
         Some(partition) => vec![check_partition(&topic, partition)?],
         None => (0..topic.partitions).collect(),
     };
-    if args.count == 0 {
-        bail!("--count must be at least 1");
-    }
     // With one partition in view the partition column says nothing.
     let show_partition = partitions.len() > 1;
     let mut positions: Vec<(u32, PollKind)> =
@@ -376,6 +392,72 @@ pub fn poll(client: &mut Client, out: &Output, args: &PollArgs) -> anyhow::Resul
             std::thread::sleep(FOLLOW_IDLE);
         }
     }
+}
+
+// ANCHOR: poll_group
+/// `rivulet poll --group`: a member of the group, printing each batch and
+/// committing it once printed (at least once: killed between the two, the
+/// batch is read again by whoever gets the partition). Leaves the group on
+/// the way out, so the others take its partitions at once.
+fn poll_group(
+    client: Client,
+    out: &Output,
+    args: &PollArgs,
+    topic: &TopicInfo,
+    group: &str,
+) -> anyhow::Result<()> {
+    let options = GroupOptions {
+        session_timeout: Duration::from_millis(args.session_timeout_ms),
+        count: args.count,
+        client_id: Some(format!("rivulet-{}", std::process::id())),
+    };
+    let mut consumer = GroupConsumer::join(client, group, TopicRef::Id(topic.id), options)
+        .with_context(|| format!("joining group {group} for topic {}", topic.name))?;
+    announce(&consumer);
+    let show_partition = topic.partitions > 1;
+    let consumed = (|| -> anyhow::Result<()> {
+        loop {
+            let joins = consumer.joins();
+            let polled = consumer
+                .poll()
+                .with_context(|| format!("polling topic {} as group {group}", topic.name))?;
+            if consumer.joins() != joins {
+                announce(&consumer);
+            }
+            match polled {
+                Some(batch) => {
+                    print_records(out, batch.partition, show_partition, &batch.records)?;
+                    consumer
+                        .commit()
+                        .with_context(|| format!("committing group {group}'s offsets"))?;
+                }
+                // Drained: nothing in any of its partitions, and no
+                // rebalance handed it new ones meanwhile.
+                None if !args.follow && consumer.joins() == joins => return Ok(()),
+                None if args.follow => std::thread::sleep(FOLLOW_IDLE),
+                None => {}
+            }
+        }
+    })();
+    let left = consumer
+        .leave()
+        .with_context(|| format!("leaving group {group}"));
+    consumed?;
+    left.map(|_| ())
+}
+// ANCHOR_END: poll_group
+
+/// Says on stderr which partitions this member reads now (stdout is the
+/// messages').
+fn announce(consumer: &GroupConsumer) {
+    let partitions: Vec<String> = consumer.partitions().iter().map(u32::to_string).collect();
+    eprintln!(
+        "group {}: member {}, generation {}, partitions [{}]",
+        consumer.group(),
+        consumer.member(),
+        consumer.generation(),
+        partitions.join(", ")
+    );
 }
 
 /// An age as people type it: a number and a unit, `s`, `m`, `h` or `d`
