@@ -690,37 +690,26 @@ fn unsupported_versions_are_answered_with_error_35() {
     still_usable(&mut stream, 10, &what);
 }
 
-/// A request of a key the broker does not advertise at all (JoinGroup: no
-/// group membership yet) is answered the same way, not by a close.
+/// A request of a key the broker does not advertise at all (DeleteGroups:
+/// a group's offsets are its consumer's, kept with their partitions) is
+/// answered the same way, not by a close.
 #[test]
 fn unadvertised_request_keys_are_answered_not_closed() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::rivulet_server(dir.path(), &[]);
     let mut stream = TcpStream::connect(server.kafka_addr().unwrap()).unwrap();
-    // JoinGroup v5: group, session and rebalance timeouts, member id, no
-    // instance id, protocol type, one protocol with empty metadata.
+    // DeleteGroups v0: an array of one group name.
     let string = |text: &str| [&(text.len() as i16).to_be_bytes()[..], text.as_bytes()].concat();
-    let body = [
-        string("g"),
-        10_000i32.to_be_bytes().to_vec(),
-        10_000i32.to_be_bytes().to_vec(),
-        string(""),
-        (-1i16).to_be_bytes().to_vec(),
-        string("consumer"),
-        1i32.to_be_bytes().to_vec(),
-        string("range"),
-        0i32.to_be_bytes().to_vec(),
-    ]
-    .concat();
-    send_request(&mut stream, &request_header(11, 5, 21, false), &body);
-    let (correlation, body) = read_response(&mut stream, "JoinGroup v5");
-    assert_eq!(correlation, 21, "JoinGroup v5: correlation id");
+    let body = [1i32.to_be_bytes().to_vec(), string("g")].concat();
+    send_request(&mut stream, &request_header(42, 0, 21, false), &body);
+    let (correlation, body) = read_response(&mut stream, "DeleteGroups v0");
+    assert_eq!(correlation, 21, "DeleteGroups v0: correlation id");
     assert!(
         body.windows(2)
             .any(|pair| pair == UNSUPPORTED_VERSION.to_be_bytes()),
-        "JoinGroup v5: no error 35 in the response {body:?}"
+        "DeleteGroups v0: no error 35 in the response {body:?}"
     );
-    still_usable(&mut stream, 22, "JoinGroup v5");
+    still_usable(&mut stream, 22, "DeleteGroups v0");
 }
 
 /// Everything acknowledged with acks=all survives a SIGKILL: confluent-kafka

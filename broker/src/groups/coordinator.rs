@@ -510,6 +510,9 @@ impl Group {
                     self.state = State::Stable;
                     for other in self.members.values_mut() {
                         if let Some(waiting) = other.sync.take() {
+                            // Its session runs from its answer, not from
+                            // its request: a slow leader must not expire it.
+                            other.last_heard = now;
                             let _ = waiting.send(Ok(other.assignment.clone()));
                         }
                     }

@@ -12,7 +12,7 @@
 //! closes on these too), an API this broker does not serve at all, or the
 //! shard stopping (between requests). A version this broker does not serve,
 //! of an API it does, is answered UNSUPPORTED_VERSION and the connection
-//! stays open ([`Handler::unsupported`]). Every close is logged with why.
+//! stays open (`Handler::unsupported`). Every close is logged with why.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -311,6 +311,24 @@ impl Handler {
             }
             RequestKind::InitProducerId(request) => {
                 ResponseKind::InitProducerId(self.init_producer_id(request))
+            }
+            RequestKind::JoinGroup(request) => {
+                ResponseKind::JoinGroup(self.join_group(request, version, client).await)
+            }
+            RequestKind::SyncGroup(request) => {
+                ResponseKind::SyncGroup(self.sync_group(request, version).await)
+            }
+            RequestKind::Heartbeat(request) => {
+                ResponseKind::Heartbeat(self.heartbeat(request).await)
+            }
+            RequestKind::LeaveGroup(request) => {
+                ResponseKind::LeaveGroup(self.leave_group(request, version).await)
+            }
+            RequestKind::DescribeGroups(request) => {
+                ResponseKind::DescribeGroups(self.describe_groups(request, version).await)
+            }
+            RequestKind::ListGroups(request) => {
+                ResponseKind::ListGroups(self.list_groups(request, version).await)
             }
             // `served` is true only for the APIs above.
             other => return Outcome::Close(format!("{other:?} is not served by this broker")),

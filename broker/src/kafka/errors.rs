@@ -1,14 +1,19 @@
-//! Rivulet's errors as Kafka's error codes, and the error response of every
-//! API the listener serves.
+//! Rivulet's errors (and a group's refusals) as Kafka's error codes, and
+//! the error response of every API the listener serves.
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::{
-    CreateTopicsResponse, DeleteTopicsResponse, FetchResponse, FindCoordinatorResponse,
-    InitProducerIdResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
-    OffsetFetchResponse, ProduceResponse, RequestKind, ResponseKind,
+    CreateTopicsResponse, DeleteGroupsResponse, DeleteTopicsResponse, DescribeGroupsResponse,
+    FetchResponse, FindCoordinatorResponse, HeartbeatResponse, InitProducerIdResponse,
+    JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse, ListOffsetsResponse,
+    MetadataResponse, OffsetCommitResponse, OffsetFetchResponse, ProduceResponse, RequestKind,
+    ResponseKind, SyncGroupResponse,
 };
 use stage6_broker::shards::wire::{WireError, status};
 
+use crate::groups::coordinator::GroupError;
 use crate::kafka::versions::api_versions;
 
 // ANCHOR: code_of
@@ -29,6 +34,25 @@ pub fn code_of(error: &WireError) -> i16 {
     kafka.code()
 }
 // ANCHOR_END: code_of
+
+// ANCHOR: group_code
+/// The Kafka error code a client gets for a group's refusal.
+pub fn group_code(error: &GroupError) -> i16 {
+    let kafka = match error {
+        GroupError::UnknownMember => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        // A partition another member of a Rivulet group owns: only a
+        // Kafka client acting in a Rivulet group's generation gets this,
+        // and Kafka's nearest word for mixing the two is this one.
+        GroupError::NotAssigned => ResponseError::InconsistentGroupProtocol,
+    };
+    kafka.code()
+}
+// ANCHOR_END: group_code
 
 /// The response to `request` with `code` in every error field, or `None`
 /// for an API this listener does not serve.
@@ -142,23 +166,52 @@ pub fn error_response(request: &RequestKind, code: i16) -> Option<ResponseKind> 
             }
             ResponseKind::DeleteTopics(response)
         }
-        // Group membership is not served yet (issue 18), but clients that
-        // try it get a clear error and keep their connection.
-        RequestKind::JoinGroup(_) => ResponseKind::JoinGroup(
-            kafka_protocol::messages::JoinGroupResponse::default().with_error_code(code),
-        ),
-        RequestKind::SyncGroup(_) => ResponseKind::SyncGroup(
-            kafka_protocol::messages::SyncGroupResponse::default().with_error_code(code),
-        ),
-        RequestKind::Heartbeat(_) => ResponseKind::Heartbeat(
-            kafka_protocol::messages::HeartbeatResponse::default().with_error_code(code),
-        ),
-        RequestKind::LeaveGroup(_) => ResponseKind::LeaveGroup(
-            kafka_protocol::messages::LeaveGroupResponse::default().with_error_code(code),
-        ),
-        RequestKind::ListGroups(_) => ResponseKind::ListGroups(
-            kafka_protocol::messages::ListGroupsResponse::default().with_error_code(code),
-        ),
+        // The group APIs: one error for the whole request (DescribeGroups
+        // and DeleteGroups: for each group named).
+        RequestKind::JoinGroup(request) => {
+            let mut response = JoinGroupResponse::default();
+            response.error_code = code;
+            response.generation_id = -1;
+            // Not nullable before version 7.
+            response.protocol_name = Some(Default::default());
+            response.member_id = request.member_id.clone();
+            ResponseKind::JoinGroup(response)
+        }
+        RequestKind::SyncGroup(_) => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::Heartbeat(_) => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
+        RequestKind::LeaveGroup(_) => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        RequestKind::ListGroups(_) => {
+            ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
+        }
+        RequestKind::DescribeGroups(request) => {
+            let mut response = DescribeGroupsResponse::default();
+            for group in &request.groups {
+                let mut answered = DescribedGroup::default();
+                answered.group_id = group.clone();
+                answered.error_code = code;
+                response.groups.push(answered);
+            }
+            ResponseKind::DescribeGroups(response)
+        }
+        // Not served (a group's offsets are its consumer's, deleted with
+        // its topics), but answered: `kafka-consumer-groups --delete` gets
+        // an error, not a closed connection.
+        RequestKind::DeleteGroups(request) => {
+            let mut response = DeleteGroupsResponse::default();
+            for group in &request.groups_names {
+                let mut answered = DeletableGroupResult::default();
+                answered.group_id = group.clone();
+                answered.error_code = code;
+                response.results.push(answered);
+            }
+            ResponseKind::DeleteGroups(response)
+        }
         _ => return None,
     })
 }

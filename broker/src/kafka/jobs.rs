@@ -144,9 +144,11 @@ async fn append_in_steps(
         durable &= appended.durable;
         start = end;
     }
+    // ANCHOR: acks_all
     if sync && !durable {
         partition.flush().await.map_err(refused)?;
     }
+    // ANCHOR_END: acks_all
     Ok((
         first.unwrap_or_else(|| partition.next_offset()),
         bounds(partition),

@@ -20,19 +20,25 @@
 //! - [`produce`]: Produce, with acks 0, 1 and all; [`producers`]: the
 //!   idempotent producer (InitProducerId and sequence numbers);
 //! - [`fetch`]: Fetch (a long poll) and ListOffsets;
-//! - [`offsets`]: OffsetCommit and OffsetFetch (a group's offsets are the
-//!   consumer offsets of a Rivulet consumer named after the group);
+//! - [`groups`]: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//!   DescribeGroups and ListGroups: Kafka's classic group protocol, served
+//!   by the group's coordinator ([`crate::groups`]);
+//! - [`offsets`]: OffsetCommit (checked by the group: member and
+//!   generation) and OffsetFetch (a group's offsets are the consumer
+//!   offsets of a Rivulet consumer named after the group);
 //! - [`translate`]: record batches to Rivulet records and back;
 //! - [`jobs`]: what a partition's owner does for these requests.
 //!
-//! Not done here: group membership (JoinGroup and the rest: issue 18),
-//! transactions, SASL and TLS. With access
-//! control on (`[auth]`), the listener is refused at start, since it has no
-//! way to log in.
+//! Not done here: static group membership and the new consumer group
+//! protocol (KIP-848), transactions, SASL and TLS. Since a Kafka client
+//! has no way to log in here, access control (`[auth]`) turns the listener
+//! off when it was on by default (with a warning), and refuses to start when
+//! `kafka.listen` was set on purpose.
 
 pub mod connection;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod jobs;
 pub mod offsets;
 pub mod produce;

@@ -4,11 +4,13 @@
 //! So `rivulet poll TOPIC --consumer GROUP` reads on from where a Kafka
 //! consumer of group `GROUP` committed, and the other way round.
 //!
-//! Group membership (JoinGroup, SyncGroup, generations) is the next step
-//! (issue 18); until then a commit is accepted only outside a generation
-//! (`generation_id` -1, what a consumer that `assign`s its partitions sends),
-//! and one inside a generation is refused with ILLEGAL_GENERATION: no
-//! generation exists here for it to belong to.
+//! A commit goes through the group first ([`crate::groups::commit`]): the
+//! member and generation it names must be the group's current ones
+//! (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID otherwise: a member replaced in a
+//! rebalance cannot commit over the partition's new owner). A consumer that
+//! `assign`s its own partitions commits outside any generation
+//! (`generation_id` -1, no member id), which is allowed only while the
+//! group has no members.
 //!
 //! Kafka takes any offset; Rivulet refuses one past the partition's end
 //! (OFFSET_OUT_OF_RANGE here), so a consumer cannot skip records not yet
@@ -28,22 +30,22 @@ use kafka_protocol::messages::{
 use stage6_broker::shards::wire::{WireError, status};
 
 use crate::api;
-use crate::jobs::{Done, GetOffset, StoreOffset};
+use crate::groups::commit::{CommitError, Target, commit};
+use crate::jobs::{Done, GetOffset};
 use crate::kafka::connection::Handler;
-use crate::kafka::errors::code_of;
+use crate::kafka::errors::{code_of, group_code};
 
 impl Handler {
     // ANCHOR: offset_commit
-    /// OffsetCommit: each partition's offset stored for the group's consumer.
+    /// OffsetCommit: each partition's offset, checked by the group and
+    /// stored for the group's consumer.
     pub async fn offset_commit(&self, request: OffsetCommitRequest) -> OffsetCommitResponse {
         let group = request.group_id.0.as_str().to_string();
-        let refusal = if api::check_name("consumer", &group).is_err() {
-            Some(ResponseError::InvalidGroupId.code())
-        } else if request.generation_id_or_member_epoch >= 0 {
-            Some(ResponseError::IllegalGeneration.code())
-        } else {
-            None
-        };
+        let refusal = api::check_name("consumer", &group)
+            .err()
+            .map(|_| ResponseError::InvalidGroupId.code());
+        let member = request.member_id.as_str();
+        let generation = request.generation_id_or_member_epoch;
         let mut response = OffsetCommitResponse::default();
         for topic in request.topics {
             let mut answered = OffsetCommitResponseTopic::default();
@@ -55,7 +57,8 @@ impl Handler {
                     Some(code) => code,
                     None => {
                         let offset = u64::try_from(partition.committed_offset).ok();
-                        self.commit(&topic.name, partition.partition_index, &group, offset)
+                        let at = (&topic.name, partition.partition_index);
+                        self.commit_offset(at, &group, member, generation, offset)
                             .await
                     }
                 };
@@ -67,35 +70,46 @@ impl Handler {
     }
     // ANCHOR_END: offset_commit
 
-    /// Stores one offset; the Kafka error code (0: stored).
-    async fn commit(
+    /// Commits one offset as `member` of `group` in `generation`; the Kafka
+    /// error code (0: stored).
+    async fn commit_offset(
         &self,
-        topic: &TopicName,
-        partition: i32,
+        (topic, partition): (&TopicName, i32),
         group: &str,
+        member: &str,
+        generation: i32,
         offset: Option<u64>,
     ) -> i16 {
         let Some(offset) = offset else {
             return ResponseError::OffsetOutOfRange.code();
         };
-        let Some(key) = self.partition_key(topic, partition) else {
+        let Some((id, partition)) = self.partition_key(topic, partition) else {
             return ResponseError::UnknownTopicOrPartition.code();
         };
-        let (done, answer) = flume::bounded(1);
-        let job = StoreOffset {
-            consumer: group.to_string(),
-            offset,
-            done,
+        let target = Target {
+            topic: id,
+            topic_name: topic.as_str(),
+            partition,
         };
-        self.shard.run_on(key, Box::new(job));
-        match answer.recv_async().await {
-            Ok(Ok(_)) => 0,
+        let metrics = &self.shared.metrics;
+        match commit(
+            &self.shard,
+            metrics,
+            group,
+            member,
+            generation,
+            target,
+            offset,
+        )
+        .await
+        {
+            Ok(()) => 0,
+            Err(CommitError::Group(error)) => group_code(&error),
             // The partition refuses an offset past its end.
-            Ok(Err(error)) if error.status == status::INVALID => {
+            Err(CommitError::Storage(error)) if error.status == status::INVALID => {
                 ResponseError::OffsetOutOfRange.code()
             }
-            Ok(Err(error)) => code_of(&error),
-            Err(_) => ResponseError::KafkaStorageError.code(),
+            Err(CommitError::Storage(error)) => code_of(&error),
         }
     }
 

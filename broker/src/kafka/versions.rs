@@ -18,6 +18,17 @@
 //! is advertised from 0 for librdkafka's check; versions 0 to 2 carry the
 //! old message formats, which no client that reads this table sends, and
 //! are answered UNSUPPORTED_VERSION like any version outside the table.
+//!
+//! librdkafka's balanced consumer (`subscribe`, kcat -G) needs its
+//! "broker balanced consumer" feature: FindCoordinator 0, OffsetCommit 1 to
+//! 2, OffsetFetch 1, JoinGroup, SyncGroup, Heartbeat and LeaveGroup 0, each
+//! range overlapping ours. The group APIs are advertised over the codec's
+//! whole range, since every version of the classic protocol means something
+//! this broker does (static membership's instance ids, from JoinGroup 5,
+//! are refused per request: see [`super::groups`]); what is not served is
+//! the new consumer protocol of KIP-848 (ConsumerGroupHeartbeat, and
+//! OffsetCommit and OffsetFetch from 9 with member epochs), so clients keep
+//! to the classic one.
 
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
@@ -49,6 +60,12 @@ pub const SUPPORTED: &[Supported] = &[
     Supported { key: ApiKey::InitProducerId, min: 0, max: 4 },
     Supported { key: ApiKey::CreateTopics, min: 2, max: 7 },
     Supported { key: ApiKey::DeleteTopics, min: 1, max: 5 },
+    Supported { key: ApiKey::JoinGroup, min: 0, max: 9 },
+    Supported { key: ApiKey::SyncGroup, min: 0, max: 5 },
+    Supported { key: ApiKey::Heartbeat, min: 0, max: 4 },
+    Supported { key: ApiKey::LeaveGroup, min: 0, max: 5 },
+    Supported { key: ApiKey::DescribeGroups, min: 0, max: 6 },
+    Supported { key: ApiKey::ListGroups, min: 0, max: 5 },
 ];
 // ANCHOR_END: supported
 
@@ -129,5 +146,50 @@ mod tests {
         assert_eq!(range(ApiKey::Produce).min, 0);
         // kafka-python uses record batch v2 once Metadata reaches 4.
         assert!(range(ApiKey::Metadata).max >= 4);
+        // librdkafka's balanced consumer (rdkafka_feature.c,
+        // RD_KAFKA_FEATURE_BROKER_BALANCED_CONSUMER): each of these ranges
+        // must overlap ours.
+        for (key, min, max) in [
+            (ApiKey::FindCoordinator, 0, 0),
+            (ApiKey::OffsetCommit, 1, 2),
+            (ApiKey::OffsetFetch, 1, 1),
+            (ApiKey::JoinGroup, 0, 0),
+            (ApiKey::SyncGroup, 0, 0),
+            (ApiKey::Heartbeat, 0, 0),
+            (ApiKey::LeaveGroup, 0, 0),
+        ] {
+            let ours = range(key);
+            assert!(
+                ours.min <= max && min <= ours.max,
+                "{key:?}: {}..={} does not meet librdkafka's {min}..={max}",
+                ours.min,
+                ours.max
+            );
+        }
+        // The new consumer protocol (KIP-848) is not offered: its
+        // heartbeat, and the commit and fetch versions with member epochs.
+        assert!(
+            !SUPPORTED
+                .iter()
+                .any(|api| api.key == ApiKey::ConsumerGroupHeartbeat)
+        );
+        assert!(range(ApiKey::OffsetCommit).max < 9);
+        assert!(range(ApiKey::OffsetFetch).max < 9);
+        // The group APIs' versions are all the codec's.
+        for key in [
+            ApiKey::JoinGroup,
+            ApiKey::SyncGroup,
+            ApiKey::Heartbeat,
+            ApiKey::LeaveGroup,
+            ApiKey::DescribeGroups,
+            ApiKey::ListGroups,
+        ] {
+            let codec = key.valid_versions();
+            assert_eq!(
+                (range(key).min, range(key).max),
+                (codec.min, codec.max),
+                "{key:?}"
+            );
+        }
     }
 }

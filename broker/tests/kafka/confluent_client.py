@@ -1,11 +1,12 @@
 """confluent-kafka (librdkafka) against a Kafka listener, for
-broker/tests/kafka_clients.rs.
+broker/tests/kafka_clients.rs and kafka_groups.rs.
 
-  produce: sends --count messages and prints one JSON line per delivery
-           report: {"delivered": {"i", "key", "partition", "offset"}}.
+  produce: sends --count messages (at most --rate a second, if given) and
+           prints one JSON line per delivery report:
+           {"delivered": {"i", "key", "partition", "offset"}}.
   consume: assigns every partition of the topic from the beginning (no group
-           membership: the broker has none) and prints one JSON line per
-           message until --count have arrived.
+           membership: confluent_group.py is the group member) and prints
+           one JSON line per message until --count have arrived.
 
 Message i (from --first) is key "k<i>", value "v<i>" followed by --pad bytes
 of text, headers trace=abc and i=<i>, CreateTime --timestamp + i ms.
@@ -70,7 +71,13 @@ def produce(args):
         print(json.dumps({"delivered": line}))
 
     pad = "x" * args.pad
+    started = time.monotonic()
     for i in range(args.first, args.first + args.count):
+        if args.rate > 0:
+            # Paced: message i leaves no sooner than i / rate seconds in.
+            due = started + (i - args.first) / args.rate
+            while time.monotonic() < due:
+                producer.poll(max(0.0, min(0.05, due - time.monotonic())))
         while True:
             try:
                 producer.produce(
@@ -141,6 +148,7 @@ def main():
     parser.add_argument("--pad", type=int, default=0, help="value padding bytes")
     parser.add_argument("--compression", default="none")
     parser.add_argument("--acks", default="all")
+    parser.add_argument("--rate", type=float, default=0, help="messages a second (0: no limit)")
     parser.add_argument(
         "--timestamp", type=int, default=1_700_000_000_000, help="ms of message 0"
     )
