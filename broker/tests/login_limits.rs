@@ -116,6 +116,8 @@ fn login_guessing_is_cut_off_per_connection_and_per_address_and_logged_sparingly
     let mut args = args.to_vec();
     args.extend([OsStr::new("--config"), file.as_os_str()]);
     args.extend([OsStr::new("--data"), data.as_os_str()]);
+    // With [auth] the Kafka listener (no logins there) must be off.
+    args.extend([OsStr::new("--kafka-listen"), OsStr::new("off")]);
     let broker = Broker::start(command(&args, &[]));
     let addr = broker.addr.to_string();
 
