@@ -22,9 +22,12 @@ pub const MAX_LOG_BYTES: u64 = u32::MAX as u64;
 /// A positional read (`pread`) rather than the talk's `seek` + `read`, so that
 /// polling needs only `&self` and never moves a shared file cursor.
 pub fn read_entry(index: &File, offset: u64) -> std::io::Result<u32> {
+    // EXERCISE: read_entry
+    // HINT: entry n is the 4 bytes at n * ENTRY_LEN; one positional read (read_exact_at).
     let mut entry = [0; ENTRY_LEN as usize];
     index.read_exact_at(&mut entry, offset * ENTRY_LEN)?;
     Ok(u32::from_le_bytes(entry))
+    // EXERCISE_END
 }
 // ANCHOR_END: read_entry
 

@@ -113,6 +113,9 @@ impl Message {
 
     /// Appends the record to `bytes`; on error, `bytes` is left as it was.
     pub fn encode_into(&self, bytes: &mut Vec<u8>) -> Result<(), RecordError> {
+        // EXERCISE: encode_into
+        // HINT: check the payload's length fits a u32 first (else PayloadTooLarge, nothing
+        // HINT: appended), then append offset, id, length and payload, little-endian.
         let payload_len =
             u32::try_from(self.payload.len()).map_err(|_| RecordError::PayloadTooLarge {
                 len: self.payload.len(),
@@ -122,6 +125,7 @@ impl Message {
         bytes.extend_from_slice(&payload_len.to_le_bytes());
         bytes.extend_from_slice(&self.payload);
         Ok(())
+        // EXERCISE_END
     }
     // ANCHOR_END: as_bytes
 
@@ -132,6 +136,9 @@ impl Message {
     /// short buffer. Here every length is checked against what is there first,
     /// so a torn or lying record is an error, never a panic or an over-read.
     pub fn from_bytes(bytes: &[u8]) -> Result<Message, RecordError> {
+        // EXERCISE: from_bytes
+        // HINT: fewer than HEADER_LEN bytes, or fewer than the header's length says, is
+        // HINT: RecordError::Truncated (never a panic); Header::from_bytes reads the fields.
         let header: &[u8; HEADER_LEN] = bytes.first_chunk().ok_or(RecordError::Truncated {
             needed: HEADER_LEN as u64,
             available: bytes.len(),
@@ -149,6 +156,7 @@ impl Message {
             id: header.id,
             payload: payload.to_vec(),
         })
+        // EXERCISE_END
     }
     // ANCHOR_END: from_bytes
 }

@@ -122,6 +122,10 @@ impl Batcher {
         self.unsaved_bytes += bytes;
         let offsets = first..self.next_offset();
 
+        // EXERCISE: flush_decision
+        // HINT: the buffer is full at flush_count messages or flush_bytes bytes. Always
+        // HINT: flushes (write and sync) every time, EveryBatch when full; Interval and
+        // HINT: Never only write when full (write_unsaved), and leave the sync to the saver.
         let full = self.unsaved.len() >= self.config.flush_count
             || self.unsaved_bytes >= self.config.flush_bytes;
         match self.config.fsync {
@@ -130,6 +134,7 @@ impl Batcher {
             FsyncPolicy::Interval(_) | FsyncPolicy::Never if full => self.write_unsaved()?,
             _ => {}
         }
+        // EXERCISE_END
         Ok(Appended {
             durable: self.durable >= offsets.end,
             offsets,
@@ -149,10 +154,14 @@ impl Batcher {
                 }
             }
             FsyncPolicy::Interval(every) => {
+                // EXERCISE: fsync_due
+                // HINT: write what is buffered; then sync, but only once `every` has passed
+                // HINT: since the last sync (self.last_sync) and something written is not durable.
                 self.write_unsaved()?;
                 if now.duration_since(self.last_sync) >= every && self.durable < self.written() {
                     self.sync(now)?;
                 }
+                // EXERCISE_END
             }
             FsyncPolicy::Never => self.write_unsaved()?,
         }
@@ -225,6 +234,9 @@ impl Batcher {
 
     /// Messages from `offset`: from the file, then from the buffer.
     pub fn poll(&self, offset: u64, count: u64) -> Result<Vec<Message>, Error> {
+        // EXERCISE: buffered_poll
+        // HINT: offsets below self.written() are in the log (self.log.poll), the rest in
+        // HINT: self.unsaved, from its index 0 = offset written; mind offset + count overflowing.
         let mut messages = self.log.poll(offset, count)?;
         let written = self.written();
         let from_buffer = offset.max(written);
@@ -235,6 +247,7 @@ impl Batcher {
             messages.extend_from_slice(&self.unsaved[start..end]);
         }
         Ok(messages)
+        // EXERCISE_END
     }
 
     /// The watermarks.

@@ -104,6 +104,10 @@ impl Drop for BatchingStream {
 /// The talk's background saver: wake up every interval and persist what is
 /// buffered, until told to stop or the stream has failed.
 async fn saver(batcher: Arc<Mutex<Batcher>>, mut stop: watch::Receiver<bool>) {
+    // EXERCISE: saver
+    // HINT: tick a tokio::time::interval of saver_period(config); at each tick run
+    // HINT: Batcher::tick on a blocking thread (the `blocking` helper); return when
+    // HINT: `stop` changes, or when a tick fails.
     let period = match lock(&batcher) {
         Ok(batcher) => saver_period(batcher.config()),
         Err(_) => return,
@@ -124,6 +128,7 @@ async fn saver(batcher: Arc<Mutex<Batcher>>, mut stop: watch::Receiver<bool>) {
             return;
         }
     }
+    // EXERCISE_END
 }
 // ANCHOR_END: saver
 

@@ -117,6 +117,9 @@ impl Streams {
     // ANCHOR: append
     /// Appends under the stream's write lock.
     pub async fn append(&self, id: u32, messages: Vec<Message>) -> Result<Response, ServeError> {
+        // EXERCISE: stream_append
+        // HINT: find the stream (self.get), take its write lock (write_owned: the guard
+        // HINT: moves into `blocking`, where Batcher::append runs), answer Response::Appended.
         let stream = self.get(id)?;
         let count =
             u32::try_from(messages.len()).map_err(|_| ServeError::invalid("too many messages"))?;
@@ -128,18 +131,23 @@ impl Streams {
             count,
             durable: appended.durable,
         })
+        // EXERCISE_END
     }
     // ANCHOR_END: append
 
     // ANCHOR: poll
     /// Polls under the stream's read lock: polls share it, appends wait.
     pub async fn poll(&self, id: u32, offset: u64, count: u32) -> Result<Response, ServeError> {
+        // EXERCISE: stream_poll
+        // HINT: at most max_poll_messages, under the stream's read lock (read_owned), polled
+        // HINT: in `blocking`; then keep_within max_poll_bytes.
         let stream = self.get(id)?;
         let count = u64::from(count.min(self.config.max_poll_messages));
         let guard = stream.read_owned().await;
         let mut messages = blocking(move || guard.poll(offset, count)).await?;
         keep_within(&mut messages, self.config.max_poll_bytes);
         Ok(Response::Polled { messages })
+        // EXERCISE_END
     }
     // ANCHOR_END: poll
 

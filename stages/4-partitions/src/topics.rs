@@ -289,6 +289,10 @@ impl Topics {
         partitioning: &Partitioning,
         messages: Vec<Message>,
     ) -> Result<Vec<u8>, ServeError> {
+        // EXERCISE: produce
+        // HINT: the topic (self.topics.get), its partition (topic.choose), that partition's
+        // HINT: write lock alone (write_owned), Batcher::append in `blocking`; answer with
+        // HINT: Response::produced.
         let topic = self.topics.get(topic)?;
         let partition = topic.choose(partitioning)?;
         let count = messages.len() as u32; // bounded by the frame size
@@ -301,6 +305,7 @@ impl Topics {
             count,
             appended.durable,
         ))
+        // EXERCISE_END
     }
     // ANCHOR_END: produce
 
@@ -352,6 +357,10 @@ pub fn choose_partition(
     count: u32,
     round_robin: &AtomicU32,
 ) -> Result<u32, ServeError> {
+    // EXERCISE: choose_partition
+    // HINT: Explicit names it; RoundRobin takes the counter's next value (fetch_add)
+    // HINT: modulo count; Key is crc32c::crc32c(key) modulo count. A partition that is
+    // HINT: not below count is Status::PartitionNotFound.
     let partition = match partitioning {
         Partitioning::Explicit(partition) => *partition,
         // Relaxed: the counter only spreads batches; no other memory
@@ -367,6 +376,7 @@ pub fn choose_partition(
         ));
     }
     Ok(partition)
+    // EXERCISE_END
 }
 // ANCHOR_END: choose_partition
 

@@ -61,6 +61,10 @@ impl ReceivedBatch {
     /// computes each one's checksum, all in place: nothing is allocated or
     /// moved, and the checksum pass is the only one over the payloads.
     pub fn stamp(&mut self, first_offset: u64, timestamp: u64) {
+        // EXERCISE: stamp
+        // HINT: walk the records in self.buffer (each 32 + payload_len bytes, from
+        // HINT: count_at + COUNT_LEN); write offset and timestamp with write_value_at, then
+        // HINT: the crc32c of the record's bytes after its checksum field, last.
         let start = self.count_at + COUNT_LEN;
         let Some(records) = self.buffer.get_mut(start..) else {
             return;
@@ -77,6 +81,7 @@ impl ReceivedBatch {
             write_value_at(records, crc.to_le_bytes(), at + field::CHECKSUM);
             at += len;
         }
+        // EXERCISE_END
     }
     // ANCHOR_END: stamp
 }

@@ -194,6 +194,10 @@ impl Partition {
     /// none past it), cut to `max_bytes` but never to fewer than one: their
     /// bytes as stored, read with one positional read.
     pub fn read(&self, offset: u64, max_records: u32, max_bytes: usize) -> Result<Polled, Error> {
+        // EXERCISE: partition_read
+        // HINT: the index gives where record `offset` starts (position_of) and where the
+        // HINT: last one wanted ends (end_of); fewer records while over max_bytes, never
+        // HINT: fewer than one; then one read_exact_at of exactly those bytes.
         let available = self.next_offset.saturating_sub(offset);
         let mut count = u64::from(max_records).min(available);
         if count == 0 {
@@ -229,6 +233,7 @@ impl Partition {
             count: count as u32, // at most max_records
             records,
         })
+        // EXERCISE_END
     }
     // ANCHOR_END: read
 

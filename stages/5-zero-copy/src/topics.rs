@@ -116,12 +116,17 @@ impl Topics {
         offset: u64,
         count: u32,
     ) -> Result<ReplyBody, ServeError> {
+        // EXERCISE: zero_copy_poll
+        // HINT: the partition (self.topics.get, .partition), its read lock (read_owned),
+        // HINT: Partition::read in `blocking` with this config's limits, and the bytes read
+        // HINT: sent as they are: ReplyBody::counted.
         let shared = self.topics.get(topic)?.partition(partition)?.clone();
         let max_records = count.min(self.config.max_poll_records);
         let max_bytes = self.config.max_poll_bytes;
         let guard = shared.read_owned().await;
         let polled: Polled = blocking(move || guard.read(offset, max_records, max_bytes)).await?;
         Ok(ReplyBody::counted(polled.count, polled.records))
+        // EXERCISE_END
     }
     // ANCHOR_END: poll
 

@@ -75,6 +75,10 @@ impl<'a> RecordView<'a> {
     /// where `bytes` starts in the whole body, for the error message.
     #[inline]
     pub fn parse(bytes: &'a [u8], at: usize) -> Result<(RecordView<'a>, &'a [u8]), RecordError> {
+        // EXERCISE: record_view_parse
+        // HINT: the header is bytes.first_chunk() (a &[u8; 32], or BodyError::Truncated);
+        // HINT: read payload_len with read_field, then split_at_checked the whole record off
+        // HINT: the rest, without a copy and without a length that can overflow or panic.
         let header: &Header = bytes.first_chunk().ok_or(BodyError::Truncated {
             field: "record header",
             needed: RECORD_HEADER_LEN,
@@ -94,6 +98,7 @@ impl<'a> RecordView<'a> {
             .and_then(|len| bytes.split_at_checked(len))
             .ok_or(truncated)?;
         Ok((RecordView { header, record }, rest))
+        // EXERCISE_END
     }
 
     /// The stored checksum.

@@ -72,6 +72,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_len: u32,
 ) -> Result<Frame, FrameError> {
+    // EXERCISE: read_frame
+    // HINT: read the 10-byte header (EOF before its first byte is Closed; after it, an
+    // HINT: error); check frame_len against max_len and MIN_FRAME_LEN before allocating
+    // HINT: the body of frame_len - 6 bytes.
     let mut header = [0u8; HEADER_LEN];
     // A clean close is only clean between frames: EOF on the first byte.
     match reader.read(&mut header[..1]).await? {
@@ -98,6 +102,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         correlation,
         body,
     })
+    // EXERCISE_END
 }
 // ANCHOR_END: read_frame
 
@@ -135,6 +140,10 @@ pub async fn write_frame_parts<W: AsyncWrite + Unpin>(
     correlation: u32,
     parts: &[&[u8]],
 ) -> std::io::Result<()> {
+    // EXERCISE: write_frame_parts
+    // HINT: header(code, correlation, total length) then the parts, as IoSlices to
+    // HINT: write_vectored, in a loop: a write may take fewer bytes than offered
+    // HINT: (advance past them), and a write of 0 bytes is WriteZero.
     if parts.len() > MAX_BODY_PARTS {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -172,6 +181,7 @@ pub async fn write_frame_parts<W: AsyncWrite + Unpin>(
             written -= taken;
         }
     }
+    // EXERCISE_END
 }
 // ANCHOR_END: write_frame_parts
 

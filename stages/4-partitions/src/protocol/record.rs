@@ -61,6 +61,9 @@ pub struct Record {
 // ANCHOR: encode_record
 /// Appends one record to `out`, computing its checksum.
 pub fn encode_record(out: &mut Vec<u8>, offset: u64, timestamp: u64, id: u64, payload: &[u8]) {
+    // EXERCISE: encode_record
+    // HINT: append the 32-byte header (a 0 where the checksum goes), then the payload;
+    // HINT: then put crc32c::crc32c of everything after the checksum field in its place.
     let start = out.len();
     out.extend_from_slice(&[0; 4]); // the checksum, filled in below
     // Payloads come from frames, which are far below 4 GiB.
@@ -71,6 +74,7 @@ pub fn encode_record(out: &mut Vec<u8>, offset: u64, timestamp: u64, id: u64, pa
     out.extend_from_slice(payload);
     let crc = crc32c::crc32c(&out[start + 4..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    // EXERCISE_END
 }
 // ANCHOR_END: encode_record
 
@@ -107,6 +111,10 @@ pub fn decode_records(
     reader: &mut BodyReader<'_>,
     checksum: Checksum,
 ) -> Result<Vec<Record>, RecordError> {
+    // EXERCISE: decode_records
+    // HINT: reader.count, then per record the header fields and the payload with the
+    // HINT: BodyReader (it refuses what is not there); under Checksum::Verify, compare the
+    // HINT: stored crc32c with one computed over bytes 4.. of the record.
     let count = reader.count("record count", RECORD_HEADER_LEN)?;
     let mut records = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -136,6 +144,7 @@ pub fn decode_records(
         });
     }
     Ok(records)
+    // EXERCISE_END
 }
 // ANCHOR_END: decode_records
 

@@ -36,8 +36,12 @@ pub type Key = (u32, u32);
 /// pair alone would spread topics as well, but could put two of a topic's
 /// four partitions on one of two shards and none on the other.
 pub fn owner(topic: u32, partition: u32, shards: usize) -> usize {
+    // EXERCISE: owner
+    // HINT: the topic's first shard is crc32c::crc32c of its id's little-endian bytes;
+    // HINT: partition p goes p shards further, modulo the shards (at least 1), in u64.
     let start = u64::from(crc32c::crc32c(&topic.to_le_bytes()));
     ((start + u64::from(partition)) % shards.max(1) as u64) as usize
+    // EXERCISE_END
 }
 // ANCHOR_END: owner
 

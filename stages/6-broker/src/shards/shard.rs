@@ -266,6 +266,10 @@ impl ShardState {
     /// through the owner's inbox if not. The answer comes back on the
     /// request's own reply channel either way.
     pub fn route(&self, key: Key, op: Op) {
+        // EXERCISE: route
+        // HINT: the owner of key's partition among self.inboxes.len() shards: this shard
+        // HINT: hands op to its own partition (self.to_local); another gets it through its
+        // HINT: inbox as ShardMessage::Storage. An inbox that is gone: answer(op, storage_stopped()).
         let shard = owner(key.0, key.1, self.inboxes.len());
         if shard == self.id {
             return self.to_local(key, op);
@@ -280,6 +284,7 @@ impl ShardState {
         {
             answer(op, storage_stopped());
         }
+        // EXERCISE_END
     }
     // ANCHOR_END: route
 

@@ -204,6 +204,10 @@ pub(crate) async fn recover_segment(
 /// How many leading offset index entries are consistent with a file of `size`
 /// bytes (and, for a sealed segment, with its record count).
 fn trusted_positions(entries: &[Position], size: u64, limit: Option<u64>) -> u64 {
+    // EXERCISE: trusted_positions
+    // HINT: count the entries from the first while they are consistent: the first at 0,
+    // HINT: each at least a record header after the one before, a whole header inside the
+    // HINT: file (size), and, for a sealed segment, fewer than `limit`.
     let mut previous: Option<u64> = None;
     for (n, entry) in entries.iter().enumerate() {
         let position = u64::from(entry.0);
@@ -217,6 +221,7 @@ fn trusted_positions(entries: &[Position], size: u64, limit: Option<u64>) -> u64
         previous = Some(position);
     }
     entries.len() as u64
+    // EXERCISE_END
 }
 
 /// How many leading time index entries are consistent, for a segment of

@@ -612,11 +612,16 @@ impl Segment {
         // alternative, padding records to block boundaries, would cost up to
         // 4095 bytes of disk per write and make positions depend on flushes.
         let full = align_down(data_len);
+        // EXERCISE: tail_block
+        // HINT: `buf` (data_len bytes) is about to be written from the tail block's start;
+        // HINT: its whole blocks end at `full`. Start the next buffer, tail.buf, with a copy
+        // HINT: of the partial block after them, and pad `buf` with zeros to whole blocks.
         tail.buf.clear();
         tail.buf.extend_from_slice(&buf.as_slice()[full..data_len]);
         // Zeros after the records, up to the block boundary: the write is whole
         // blocks, and zeros are what recovery reads as "no record here".
         buf.pad_to_block();
+        // EXERCISE_END
         let bytes = Rc::new(buf);
         let (file, position) = (self.file.clone(), tail.block_start);
         let shared = SharedBuf(Rc::clone(&bytes));
