@@ -224,7 +224,7 @@ fn index_missing_short_or_ahead_is_rebuilt_from_the_log() {
             "4 positions, 2 timestamps"
         );
         type Damage = fn(&Path);
-        let damages: [(&str, Damage); 6] = [
+        let damages: [(&str, Damage); 7] = [
             ("missing", |dir| {
                 std::fs::remove_file(index(dir, "index")).unwrap()
             }),
@@ -240,6 +240,11 @@ fn index_missing_short_or_ahead_is_rebuilt_from_the_log() {
                 })
             }),
             ("wrong", |dir| patch(&index(dir, "index"), |b| b[4] = 7)),
+            // The first entry whole but wrong: nothing in the index is
+            // trusted, so the walk must start at byte 0, not where it says.
+            ("first wrong", |dir| {
+                patch(&index(dir, "index"), |b| b[0] = 8)
+            }),
             ("time missing", |dir| {
                 std::fs::remove_file(index(dir, "timeindex")).unwrap()
             }),

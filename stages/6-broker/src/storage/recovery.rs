@@ -137,7 +137,13 @@ pub(crate) async fn recover_segment(
         trusted,
         times.entries().get(..trusted_times).unwrap_or_default(),
     );
-    let from = offsets.position(start).unwrap_or(0);
+    // Record 0 is at byte 0 whatever the index says: with nothing trusted,
+    // its first entry is as untrusted as the rest (a whole entry holding a
+    // wrong position once made the walk start there and refuse the segment).
+    let from = match start {
+        0 => 0,
+        _ => offsets.position(start).unwrap_or(0),
+    };
     offsets.truncate(start as usize).await?;
     let kept_times = times
         .entries()
