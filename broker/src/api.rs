@@ -21,6 +21,7 @@
 //! A reply's status is stage 4's (0 to 7) or one of the new ones in
 //! [`status`]; an error reply's body is a UTF-8 message, as before.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 // ANCHOR: codes
@@ -43,7 +44,7 @@ pub mod code {
     pub const DESCRIBE_TOPIC: u16 = 25;
     /// [`super::TopicRef`] → `{}`.
     pub const DELETE_TOPIC: u16 = 26;
-    /// Binary, see [`super::PollBy`]; answered as stage 5's poll.
+    /// Binary [`super::PollBy`] → records, answered as stage 5's poll.
     pub const POLL_BY: u16 = 27;
     /// [`super::StoreOffset`] → `{}`.
     pub const STORE_OFFSET: u16 = 28;
@@ -51,7 +52,8 @@ pub mod code {
     pub const GET_OFFSETS: u16 = 29;
     /// `{}` → [`super::Stats`].
     pub const STATS: u16 = 30;
-    /// [`super::Login`] → `{}` (issue: access control).
+    /// [`super::Login`] → `{}` (a server without access control accepts
+    /// any login).
     pub const LOGIN: u16 = 31;
     /// [`super::JoinGroup`] → [`super::GroupJoined`], once the group's
     /// rebalance completes.
@@ -80,11 +82,14 @@ pub mod status {
 
     /// No stream with that name.
     pub const STREAM_NOT_FOUND: u16 = 8;
-    /// A stream or topic with that name or id exists already (with other settings).
+    /// A stream with that name exists already, or a topic with that name
+    /// or id exists with other settings.
     pub const ALREADY_EXISTS: u16 = 9;
-    /// No consumer offset stored, where one was required.
+    /// No such consumer group (describe group): no members since the
+    /// server started, and no committed offsets.
     pub const CONSUMER_NOT_FOUND: u16 = 10;
-    /// The connection must log in first.
+    /// The connection must log in first, or a login failed (too many
+    /// failures close the connection).
     pub const UNAUTHENTICATED: u16 = 11;
     /// The user may not do this to this topic.
     pub const FORBIDDEN: u16 = 12;
@@ -131,7 +136,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 
 // ANCHOR: streams
 /// Create a stream: a named group of topics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateStream {
     /// Its name.
@@ -139,7 +144,7 @@ pub struct CreateStream {
 }
 
 /// A stream, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamName {
     /// Its name.
@@ -147,7 +152,7 @@ pub struct StreamName {
 }
 
 /// A stream and its topics' names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StreamInfo {
     /// Its name.
     pub name: String,
@@ -156,7 +161,7 @@ pub struct StreamInfo {
 }
 
 /// Every stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StreamList {
     /// In name order.
     pub streams: Vec<StreamInfo>,
@@ -164,13 +169,16 @@ pub struct StreamList {
 // ANCHOR_END: streams
 
 // ANCHOR: topics
-/// A topic's settings; every `None` takes the server's default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A topic's settings; a field left out (or null) takes the server's
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSettings {
-    /// Stage 2's policy, spelled as `rivulet-server --fsync` takes it.
+    /// Stage 2's fsync policy: `always`, `every-batch`, `interval-<N>ms`
+    /// (such as `interval-100ms`) or `never`, as `rivulet-server --fsync`
+    /// takes it.
     pub fsync: Option<String>,
-    /// Bytes per segment file, a multiple of 4096.
+    /// Bytes per segment file, a positive multiple of 4096.
     pub segment_size: Option<u64>,
     /// Delete the oldest sealed segments while the partition holds more than this.
     pub retention_bytes: Option<u64>,
@@ -179,10 +187,11 @@ pub struct TopicSettings {
 }
 
 /// Create a topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
-    /// The stream it joins ([`DEFAULT_STREAM`] if absent; created if missing).
+    /// The stream it joins: `default` if absent; a
+    /// stream that does not exist is created with the topic.
     #[serde(default)]
     pub stream: Option<String>,
     /// Its name, unique in the broker.
@@ -191,7 +200,7 @@ pub struct CreateTopic {
     /// lowest free one if absent.
     #[serde(default)]
     pub id: Option<u32>,
-    /// Number of partitions (1 to stage 4's limit).
+    /// Number of partitions, 1 to 1024.
     pub partitions: u32,
     /// Per-topic settings.
     #[serde(default)]
@@ -199,7 +208,7 @@ pub struct CreateTopic {
 }
 
 /// A topic by name or by id: `{"name": "orders"}` or `{"id": 7}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TopicRef {
     /// By name.
@@ -220,7 +229,7 @@ impl std::fmt::Display for TopicRef {
 }
 
 /// Which topics to list.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListTopics {
     /// Only this stream's; every stream's if absent.
@@ -229,7 +238,7 @@ pub struct ListTopics {
 }
 
 /// A topic as the server holds it: settings resolved against the defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TopicInfo {
     /// Its stream.
     pub stream: String,
@@ -247,13 +256,20 @@ pub struct TopicInfo {
     pub retention_bytes: Option<u64>,
     /// Retention by age in seconds, if any.
     pub retention_seconds: Option<u64>,
-    /// Each partition's state: filled by describe, empty in a list.
+    /// Each partition's state, in partition order: filled by describe
+    /// (code 25), empty in a list (code 24).
     #[serde(default)]
+    // The engine's type has no schema of its own: its fields' table is made
+    // from its source by the reference's generator, under this name.
+    #[schemars(
+        with = "Vec<serde_json::Value>",
+        extend("items" = {"$ref": "#/$defs/PartitionInfo"})
+    )]
     pub partition_info: Vec<PartitionInfo>,
 }
 
 /// Every topic asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TopicList {
     /// In id order.
     pub topics: Vec<TopicInfo>,
@@ -365,7 +381,7 @@ impl PollBy {
 
 // ANCHOR: offsets
 /// Store a consumer's offset: the next offset it wants to read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreOffset {
     /// The consumer's name.
@@ -379,7 +395,7 @@ pub struct StoreOffset {
 }
 
 /// A consumer's stored offsets in one topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetOffsets {
     /// The consumer's name.
@@ -389,7 +405,7 @@ pub struct GetOffsets {
 }
 
 /// One partition's stored offset for a consumer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StoredOffset {
     /// Partition number.
     pub partition: u32,
@@ -400,7 +416,7 @@ pub struct StoredOffset {
 }
 
 /// A consumer's offsets, every partition of the topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ConsumerOffsets {
     /// The consumer.
     pub consumer: String,
@@ -416,7 +432,7 @@ pub struct ConsumerOffsets {
 /// The answer waits until the group's rebalance completes: every member has
 /// joined again, or the rebalance's deadline (the longest session timeout
 /// among the members) removed the ones that did not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JoinGroup {
     /// The group's name; its committed offsets are the stored offsets of
@@ -437,7 +453,7 @@ pub struct JoinGroup {
 }
 
 /// A completed join: this member's id and partitions in the new generation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupJoined {
     /// The group.
     pub group: String,
@@ -454,7 +470,7 @@ pub struct GroupJoined {
 
 /// A member's heartbeat: it is alive; the answer says whether it must join
 /// again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The group.
@@ -466,7 +482,7 @@ pub struct Heartbeat {
 }
 
 /// A member leaves: the others rebalance at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaveGroup {
     /// The group.
@@ -477,9 +493,10 @@ pub struct LeaveGroup {
 
 /// A member polls one of its partitions: from the group's committed offset
 /// (the first record if none), or from `offset`. Nothing is committed: the
-/// member commits ([`CommitOffset`]) once it processed the records. The
-/// reply is stage 5's poll reply, as for [`code::POLL_BY`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// member commits ([`CommitOffset`], code 36) once it processed the
+/// records. The reply is binary, code 12's poll reply (`count u32`, then
+/// the records), as for a poll by position ([`code::POLL_BY`], code 27).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupPoll {
     /// The group.
@@ -501,7 +518,7 @@ pub struct GroupPoll {
 }
 
 /// A member commits: the next offset the group will read in a partition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitOffset {
     /// The group.
@@ -519,7 +536,7 @@ pub struct CommitOffset {
 }
 
 /// A group, by name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupName {
     /// Its name.
@@ -527,7 +544,7 @@ pub struct GroupName {
 }
 
 /// A group as a list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupSummary {
     /// Its name.
     pub group: String,
@@ -548,14 +565,14 @@ pub struct GroupSummary {
 /// Every group the broker knows since it started (membership is not kept
 /// across a restart; committed offsets are, and a group's are shown by
 /// describing it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupList {
     /// In name order.
     pub groups: Vec<GroupSummary>,
 }
 
 /// One topic's partitions assigned to a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Assigned {
     /// The topic's name.
     pub topic: String,
@@ -564,7 +581,7 @@ pub struct Assigned {
 }
 
 /// A group's member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupMember {
     /// Its id.
     pub member: String,
@@ -577,7 +594,7 @@ pub struct GroupMember {
 }
 
 /// A partition the group reads or has committed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupOffset {
     /// The topic's name.
     pub topic: String,
@@ -598,7 +615,7 @@ pub struct GroupOffset {
 
 /// A group: its membership, and its offsets in every partition of its
 /// topic and of every topic it has committed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupDescription {
     /// Its name.
     pub group: String,
@@ -625,7 +642,7 @@ pub struct GroupDescription {
 
 // ANCHOR: stats_login
 /// The server's counters since start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Stats {
     /// Seconds since start.
     pub uptime_seconds: u64,
@@ -648,7 +665,7 @@ pub struct Stats {
 }
 
 /// Log in, by user and password or by token (the server says which it takes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     /// User name, with `password`.
@@ -663,7 +680,7 @@ pub struct Login {
 }
 
 /// An empty JSON object, the body of replies that carry nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 // ANCHOR_END: stats_login
