@@ -122,6 +122,9 @@ impl Handler {
             let job = ReadFrom {
                 offset,
                 max_records: MAX_RECORDS_PER_READ,
+                // Stored records are a little larger than Kafka's, so a
+                // partition's limit in stored bytes reads about what fits.
+                max_bytes: partition.max_bytes.min(max_bytes) as u64,
                 index,
                 answer: answer.clone(),
             };

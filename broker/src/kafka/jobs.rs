@@ -172,6 +172,8 @@ pub struct ReadFrom {
     pub offset: u64,
     /// At most this many records.
     pub max_records: u64,
+    /// At most about this many bytes of them (one record always).
+    pub max_bytes: u64,
     /// The partition's index in the request.
     pub index: usize,
     /// Where the answer goes.
@@ -193,7 +195,7 @@ impl PartitionJob for ReadFrom {
                     .map_err(|error| WireError::storage(error.to_string()));
                 match buf {
                     Ok(buf) => partition
-                        .poll_into(self.offset, self.max_records, buf)
+                        .poll_within(self.offset, self.max_records, self.max_bytes, buf)
                         .await
                         .map(|polled| Read::Records(polled, bounds))
                         .map_err(storage_error),

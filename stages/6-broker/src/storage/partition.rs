@@ -692,6 +692,21 @@ impl Partition {
         max_count: u64,
         buf: AlignedBuf,
     ) -> Result<Polled, Error> {
+        self.poll_within(offset, max_count, self.config.max_poll_bytes, buf)
+            .await
+    }
+
+    /// [`Partition::poll_into`] with the reader's own byte limit, when it is
+    /// below the topic's `max_poll_bytes` (a Kafka fetch names one per
+    /// partition; reading more than it takes would be read for nothing).
+    /// One record is always returned, however large.
+    pub async fn poll_within(
+        &self,
+        offset: u64,
+        max_count: u64,
+        max_bytes: u64,
+        buf: AlignedBuf,
+    ) -> Result<Polled, Error> {
         // Deleted by retention: the first available record instead.
         let offset = offset.max(self.first_offset());
         let nothing = |buf| Polled {
@@ -706,7 +721,7 @@ impl Partition {
         let count = segment.offsets.count_within(
             relative,
             max_count,
-            self.config.max_poll_bytes,
+            max_bytes.min(self.config.max_poll_bytes),
             segment.log.end(),
         );
         let (Some(start), true) = (segment.offsets.position(relative), count > 0) else {
