@@ -203,12 +203,14 @@ impl Metrics {
         totals
     }
 
-    /// Group `name` has `members` members and completed `rebalances` more.
+    /// Group `name` has `members` members and has completed `rebalances`
+    /// rebalances since start (the group's own count, so the counter holds
+    /// every rebalance, whether it completed in a join or in a tick).
     pub fn group_changed(&self, name: &str, members: usize, rebalances: u64) {
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let gauges = groups.entry(name.to_string()).or_default();
         gauges.members = members;
-        gauges.rebalances += rebalances;
+        gauges.rebalances = gauges.rebalances.max(rebalances);
     }
 
     /// Group `name` committed in `topic`'s `partition`, `lag` records behind its end.

@@ -477,3 +477,78 @@ fn metrics_reference_page_matches_the_list_in_code() {
         path.display()
     );
 }
+
+#[test]
+fn metrics_group_gauges_follow_members_rebalances_and_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path(), "always");
+    let metrics = broker.metrics_addr();
+    runtime().block_on(create_named(broker.addr, "orders", 1, 2));
+    let addr = broker.addr.to_string();
+    let mut client = rivulet_client::Client::connect(&addr).unwrap();
+    let payloads: Vec<Vec<u8>> = (0..10).map(payload).collect();
+    client
+        .produce(1, rivulet_client::Partitioning::Explicit(0), payloads)
+        .unwrap();
+    let join = |client: &mut rivulet_client::Client, member: Option<String>| {
+        client
+            .join_group(&api::JoinGroup {
+                group: "billing".to_string(),
+                topic: api::TopicRef::Name("orders".to_string()),
+                session_timeout_ms: 30_000,
+                member,
+                client_id: None,
+            })
+            .unwrap()
+    };
+    // One member: one rebalance. It commits 4 of partition 0's 10 records.
+    let first = join(&mut client, None);
+    client
+        .commit_offset(&api::CommitOffset {
+            group: "billing".to_string(),
+            member: first.member.clone(),
+            generation: first.generation,
+            topic: api::TopicRef::Name("orders".to_string()),
+            partition: 0,
+            offset: 4,
+        })
+        .unwrap();
+    let group = [("group", "billing")];
+    let at = |name: &str, labels: &[(&str, &str)]| value(&scrape(metrics), name, labels);
+    common_wait(|| at("rivulet_group_members", &group) == 1.0);
+    assert_eq!(at("rivulet_group_rebalances_total", &group), 1.0);
+    let lag = [
+        ("group", "billing"),
+        ("topic", "orders"),
+        ("partition", "0"),
+    ];
+    assert_eq!(at("rivulet_group_lag", &lag), 6.0);
+    // A second member joins (the first joins again after its heartbeat says
+    // so): two members, a second rebalance completed in a join, not a tick.
+    let second_addr = addr.clone();
+    let second = std::thread::spawn(move || {
+        let mut other = rivulet_client::Client::connect(&second_addr).unwrap();
+        join(&mut other, None)
+    });
+    common_wait(|| {
+        client
+            .heartbeat("billing", &first.member, first.generation)
+            .is_err()
+    });
+    let again = join(&mut client, Some(first.member.clone()));
+    let other = second.join().unwrap();
+    assert_eq!(again.generation, other.generation);
+    common_wait(|| at("rivulet_group_members", &group) == 2.0);
+    assert_eq!(at("rivulet_group_rebalances_total", &group), 2.0);
+    broker.stop();
+}
+
+/// Waits for `ready`, looking every 20 ms, for at most a minute (only a
+/// wrong server reaches the bound).
+fn common_wait(mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "still not so after a minute");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -136,11 +136,10 @@ pub async fn ticker(shard: Rc<ShardState>, metrics: Arc<Metrics>) {
         let now = Instant::now();
         with_groups(|groups| {
             for (name, group) in &mut groups.groups {
-                let before = group.rebalances();
                 for member in group.tick(now) {
                     info!(group = %name, %member, "member's session ended: it is removed");
                 }
-                metrics.group_changed(name, group.member_count(), group.rebalances() - before);
+                metrics.group_changed(name, group.member_count(), group.rebalances());
             }
         });
     }
