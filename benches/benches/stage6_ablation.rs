@@ -138,6 +138,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Every core this process may use, read once, before any thread is
+    // pinned: `allowed()` and `cores()` read the calling thread's affinity,
+    // so after a split variant has pinned this thread to the load
+    // generator's cores they would answer with those alone, and every later
+    // server would start on them (threads inherit their creator's affinity).
+    let every_core = bench::cores::allowed();
     // The load generator of the split variants: its own runtime, every
     // thread pinned to the cores the server does not get.
     let (server_cores, load_cores) = bench::cores::split();
@@ -177,7 +183,7 @@ fn main() -> anyhow::Result<()> {
                 bench::cores::pin_current_thread(&load_cores);
                 (&split_runtime, server_cores.clone())
             } else {
-                bench::cores::pin_current_thread(&bench::cores::allowed());
+                bench::cores::pin_current_thread(&every_core);
                 (&runtime, Vec::new())
             };
             let (figures, driver) = runtime.block_on(async {
@@ -187,7 +193,7 @@ fn main() -> anyhow::Result<()> {
                         let threads = if variant.split {
                             server_cores.len()
                         } else {
-                            cores()
+                            every_core.len()
                         };
                         let target = Stage5Target::start_on(FSYNC, threads, server_cores)?;
                         anyhow::Ok((run(&target, &config, &progress).await?.figures, "tokio"))
@@ -209,6 +215,8 @@ fn main() -> anyhow::Result<()> {
             measured.push((figures, driver));
         }
     }
+    // The results file describes the machine from this thread: all of it.
+    bench::cores::pin_current_thread(&every_core);
     for (variant, mut rounds) in variants.iter().zip(measured) {
         rounds.sort_by(|a, b| {
             a.0.producer

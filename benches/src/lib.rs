@@ -16,13 +16,19 @@
 //! - [`results`]: criterion's estimates gathered into one JSON results file per
 //!   suite and profile, under `benches/results/<profile>/`;
 //! - [`report`] and [`chart`]: those files turned into the book's tables and
-//!   SVG charts;
+//!   SVG charts; [`findings`]: the sentences that compare their rows, so the
+//!   chapters' text is generated with the tables it reads;
+//! - [`kafka`]: the Kafka listener's page, its path beside the native one;
+//! - [`groups`]: the consumer groups chapter's page, rebalance times;
 //! - [`reliability`]: the crash-torture results (`torture.json`, written by
 //!   `scripts/torture`) turned into the reliability chapter's figures.
 
 pub mod adapters;
 pub mod chart;
 pub mod cores;
+pub mod findings;
+pub mod groups;
+pub mod kafka;
 pub mod ladder;
 pub mod profile;
 pub mod raw;

@@ -93,7 +93,9 @@ pub struct Row {
     pub id: String,
     /// Stage or raw.
     pub kind: RowKind,
-    /// What a crash may lose.
+    /// What a crash may lose; or, from the servers' benches, the fsync policy
+    /// they ran under (`fsync every-batch`), which the tables state as what it
+    /// loses (`findings::crash_loss`).
     pub durability: String,
     /// The raw row with the same system calls, if any.
     pub limit: Option<String>,

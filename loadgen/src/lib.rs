@@ -5,7 +5,8 @@
 //! `bench` (the ladder, `rivulet-bench`), which depends on every stage, and
 //! stage 6's `rivulet bench` command, which `bench` depends on; a module of
 //! `bench` would make that a cycle. It depends on no stage but the protocol
-//! of stages 3 and 4 ([`remote`]). `bench` re-exports it as `bench::loadgen`.
+//! of stages 3 and 4 ([`remote`]) and Kafka's, through the `kafka-protocol`
+//! crate ([`kafka`]). `bench` re-exports it as `bench::loadgen`.
 //!
 //! - [`target`]: the interface a stage's adapter implements ([`Target`],
 //!   [`Connection`]); the run knows nothing else about a stage;
@@ -17,6 +18,8 @@
 //! - [`report`]: the figures as a table and as a JSON results file;
 //! - [`memory`]: the in-process target, for tests and as the generator's ceiling;
 //! - [`remote`]: a running server of stages 4 to 6, in stage 4's requests;
+//! - [`kafka`]: a server's Kafka listener, in Kafka's requests (the
+//!   `kafka-protocol` crate's codec), for the same workload through the other door;
 //! - [`latency`] and [`machine`]: percentiles as results files store them,
 //!   and the machine a result was measured on (shared with `bench`'s
 //!   criterion suites).
@@ -46,6 +49,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod histogram;
+pub mod kafka;
 pub mod latency;
 pub mod machine;
 pub mod memory;
@@ -58,6 +62,7 @@ pub mod target;
 pub use config::{ConfigError, LoadConfig, Mode, Stop, Warmup, parse_duration};
 pub use error::{Actor, LoadError};
 pub use histogram::Percentiles;
+pub use kafka::{Acks, KafkaConnection, KafkaTarget};
 pub use memory::MemoryTarget;
 pub use remote::{Handshake, RemoteConnection, RemoteTarget};
 pub use report::{Figures, LoadResults, Side, progress_bar};

@@ -42,9 +42,10 @@ impl Machine {
     /// One line for a table caption: "AMD EPYC, 2 cores, 23 GiB, ext4, Linux 6.18".
     pub fn summary(&self) -> String {
         format!(
-            "{}, {} cores, {} GiB, {}, Linux {}",
+            "{}, {} {}, {} GiB, {}, Linux {}",
             self.cpu,
             self.cores,
+            if self.cores == 1 { "core" } else { "cores" },
             self.memory_bytes >> 30,
             self.filesystem,
             self.kernel

@@ -91,6 +91,21 @@ fn main() -> anyhow::Result<()> {
             &network,
         ),
     ));
+    // The chapters' sentences that compare rows, from the same results files.
+    pages.extend(bench::findings::pages()?);
+    // The Kafka listener against the native protocol: both paths, their
+    // ratio and where the difference goes, in a page of its own shape.
+    // `kafka-details.md`: every row of it in the usual tables, every round.
+    let kafka = ResultsFile::all_for_suite(bench::kafka::SUITE)?;
+    pages.push(("kafka.md".to_string(), bench::kafka::render(&kafka)));
+    pages.push((
+        "kafka-details.md".to_string(),
+        render_suite(bench::kafka::SUITE, &kafka),
+    ));
+    // The consumer groups chapter: rebalance times, as times and as
+    // multiples of the session timeout.
+    let groups = ResultsFile::all_for_suite(bench::groups::SUITE)?;
+    pages.push(("groups.md".to_string(), bench::groups::render(&groups)));
     // The Results chapter: every known profile, measured or not.
     let ladders = LadderResults::all()?;
     let hw_profiles = Profile::load_all(&Profile::dir())?;

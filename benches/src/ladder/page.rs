@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{LadderResults, Rung};
+use super::{Ladder, LadderResults, Rung};
 use crate::chart::{BarChart, Chart, Series};
 use crate::report::ChartFile;
 
@@ -16,21 +16,82 @@ pub fn render(profiles: &[String], results: &[LadderResults]) -> (String, Vec<Ch
          benches/results/*/ladder-*.json and hw-profiles/. Edit those, not this. -->\n\n",
     );
     let mut charts = Vec::new();
-    for profile in profiles {
-        let _ = writeln!(out, "## Profile `{profile}`\n");
-        let mine: Vec<&LadderResults> = results
+    // Measured profiles first, so the page opens on numbers; the others are
+    // listed after them, each saying it has not been measured.
+    let runs = |profile: &String| -> Vec<&LadderResults> {
+        results
             .iter()
             .filter(|r| &r.machine.profile == profile)
-            .collect();
-        if mine.is_empty() {
-            let _ = writeln!(out, "*Not measured on this profile yet.*\n");
-            continue;
-        }
-        for run in mine {
+            .collect()
+    };
+    let (measured, unmeasured): (Vec<&String>, Vec<&String>) = profiles
+        .iter()
+        .partition(|profile| !runs(profile).is_empty());
+    for profile in measured {
+        let _ = writeln!(out, "## Profile `{profile}`\n");
+        for run in runs(profile) {
             section(&mut out, &mut charts, run);
         }
     }
+    for profile in unmeasured {
+        let _ = writeln!(out, "## Profile `{profile}`\n");
+        let _ = writeln!(out, "*Not measured on this profile yet.*\n");
+    }
     (out, charts)
+}
+
+/// What bounds the network ladder, computed from its rungs: each rung's
+/// rate times its median latency is the number of messages it had in
+/// flight on average (Little's law, with the median standing in for the
+/// mean). About one means each producer sent its next request only when
+/// the last was answered, one message at a time: every rung is then a
+/// sequence of round trips, and its rate is about one over its round trip.
+fn network_reading(run: &LadderResults) -> Option<String> {
+    let network: Vec<&Rung> = run
+        .rungs
+        .iter()
+        .filter(|rung| rung.ladder == Ladder::Network && rung.messages_per_s > 0.0)
+        .collect();
+    let slowest = network
+        .iter()
+        .map(|rung| rung.messages_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let fastest = network
+        .iter()
+        .map(|rung| rung.messages_per_s)
+        .fold(0.0, f64::max);
+    if network.is_empty() || !slowest.is_finite() {
+        return None;
+    }
+    let in_flight: Vec<f64> = network
+        .iter()
+        .map(|rung| rung.messages_per_s * rung.latency.p50 as f64 / 1e9)
+        .collect();
+    let most = in_flight.iter().copied().fold(0.0, f64::max);
+    let mut text = format!(
+        "The network rungs run from {slowest:.0} to {fastest:.0} msg/s: the fastest is \
+         {:.2}× the slowest. Each rung's rate times its median latency is the number of \
+         messages it had in flight at a time: here {}.",
+        fastest / slowest,
+        network
+            .iter()
+            .zip(&in_flight)
+            .map(|(rung, n)| format!("{:.1} for {}", n, rung.stage))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if most < 2.0 {
+        text.push_str(
+            " About one message in flight means one request at a time, each waiting for \
+             its answer: every network rung is then bound by a round trip over loopback \
+             (the client's send, the server's handling of one request, the answer), and \
+             its rate is about one over its median latency. A stage is faster on this \
+             ladder only by shortening that whole trip, of which storing the message is \
+             one part; larger batches or more producers in flight are what would let \
+             the stages' storage tell them apart.",
+        );
+    }
+    Some(text)
 }
 
 fn section(out: &mut String, charts: &mut Vec<ChartFile>, run: &LadderResults) {
@@ -46,6 +107,9 @@ fn section(out: &mut String, charts: &mut Vec<ChartFile>, run: &LadderResults) {
     );
     let _ = writeln!(out, "{}", run.limits_table());
     let _ = writeln!(out, "{}", run.table());
+    if let Some(reading) = network_reading(run) {
+        let _ = writeln!(out, "{reading}\n");
+    }
     let stem = format!("ladder-{}-{}", run.machine.profile, run.workload);
     let throughput = BarChart {
         title: format!(

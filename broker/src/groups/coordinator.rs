@@ -781,6 +781,7 @@ mod tests {
         }
     }
 
+    // ANCHOR: rebalance_test
     #[test]
     fn a_rebalance_waits_for_every_member_and_moves_the_generation_on() {
         let t0 = Instant::now();
@@ -838,6 +839,7 @@ mod tests {
             Err(GroupError::IllegalGeneration)
         );
     }
+    // ANCHOR_END: rebalance_test
 
     #[test]
     fn a_silent_member_is_removed_after_its_session_and_the_rest_take_its_partitions() {

@@ -1,0 +1,472 @@
+//! The Kafka listener's page, `kafka.md`, from `kafka.json` (written by
+//! `benches/benches/kafka.rs`): the native and the Kafka path of one
+//! `rivulet-server` side by side, throughput and p99, the ratio of the two
+//! measured in the same run, and where the difference goes (CPU time per
+//! message of what only the Kafka path does).
+
+use std::fmt::Write;
+
+use crate::latency::Percentiles;
+use crate::report::{duration, not_measured, page_start};
+use crate::results::{Group, ResultsFile, Row};
+
+/// The suite's name: its results files are `benches/results/<profile>/kafka.json`.
+pub const SUITE: &str = "kafka";
+
+/// The promises both paths were measured at, in page order: the suffix of
+/// their groups (`paths-<name>`, `rounds-<name>`) and a title.
+const PAIRINGS: [(&str, &str); 2] = [
+    (
+        "appended",
+        "Both answered once appended (fsync every-batch; Kafka acks=1)",
+    ),
+    (
+        "synced",
+        "Both answered once synced (fsync always; Kafka acks=all)",
+    ),
+];
+/// The group of CPU costs per batch.
+const COST: &str = "cost";
+
+/// What a line of the cost table shows.
+enum Cost {
+    /// One row's time.
+    Row(&'static str),
+    /// One row's time less another's (a step measured with the one before).
+    Less(&'static str, &'static str),
+}
+
+/// The lines of the "where the difference goes" table.
+const COSTS: [(Cost, &str); 5] = [
+    (
+        Cost::Row("kafka-decode-request"),
+        "(a) decode the produce request (header and body; its record batch still bytes)",
+    ),
+    (
+        Cost::Row("kafka-decode-batch"),
+        "(a) decode its record batch (checksum, every record's varints)",
+    ),
+    (
+        Cost::Less("kafka-translate", "kafka-decode-batch"),
+        "(b) translate the records into Rivulet records (the listener's translation, less the \
+         batch decode above)",
+    ),
+    (
+        Cost::Row("kafka-fetch-batch"),
+        "(c) build a fetch response's batch from stored records",
+    ),
+    (
+        Cost::Row("kafka-fetch-frame"),
+        "(c) encode the fetch response around it (one more copy of the batch)",
+    ),
+];
+
+/// The rows whose sum is the Kafka path's extra work per message.
+const EXTRA: [&str; 4] = [
+    "kafka-decode-request",
+    "kafka-translate",
+    "kafka-fetch-batch",
+    "kafka-fetch-frame",
+];
+
+/// Rows for scale, after the sum.
+const SCALE: [(&str, &str); 2] = [
+    (
+        "native-walk-stamp",
+        "for scale: walk and stamp the records before the write (both paths)",
+    ),
+    ("raw-copy", "for scale: copy the message's bytes once"),
+];
+
+/// The page: a section per profile that has measured the suite, or a note
+/// saying nobody has yet.
+pub fn render(files: &[ResultsFile]) -> String {
+    let mut out = page_start(SUITE);
+    if files.is_empty() {
+        return not_measured(out, SUITE);
+    }
+    for file in files {
+        render_file(&mut out, file);
+    }
+    out
+}
+
+fn group<'f>(file: &'f ResultsFile, name: &str) -> Option<&'f Group> {
+    file.groups.iter().find(|group| group.name == name)
+}
+
+fn row<'g>(group: Option<&'g Group>, id: &str) -> Option<&'g Row> {
+    group?.rows.iter().find(|row| row.id == id)
+}
+
+/// Messages per second of a row whose iteration is one message.
+fn rate(row: &Row) -> f64 {
+    1e9 / row.ns_per_iter
+}
+
+/// One percentile of a row's latency, formatted; empty without latency.
+fn latency(row: &Row, pick: fn(&Percentiles) -> u64) -> String {
+    row.latency
+        .map_or_else(String::new, |p| duration(pick(&p) as f64))
+}
+
+/// `kafka`'s percentile over `native`'s, as "×1.23"; empty without both.
+fn latency_ratio(kafka: &Row, native: &Row, pick: fn(&Percentiles) -> u64) -> String {
+    match (kafka.latency, native.latency) {
+        (Some(k), Some(n)) if pick(&n) > 0 => {
+            format!("×{:.2}", pick(&k) as f64 / pick(&n) as f64)
+        }
+        _ => String::new(),
+    }
+}
+
+/// Both paths' producer and consumer rows of a pairing, if measured.
+struct Sides<'g> {
+    native: (&'g Row, &'g Row),
+    kafka: (&'g Row, &'g Row),
+}
+
+fn sides<'g>(paths: Option<&'g Group>) -> Option<Sides<'g>> {
+    let side = |path: &str| {
+        Some((
+            row(paths, &format!("{path}-producer"))?,
+            row(paths, &format!("{path}-consumer"))?,
+        ))
+    };
+    Some(Sides {
+        native: side("native")?,
+        kafka: side("kafka")?,
+    })
+}
+
+fn render_file(out: &mut String, file: &ResultsFile) {
+    let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
+    let _ = writeln!(
+        out,
+        "{} · commit `{}` · {} · workload `{}` ({}, {}-byte payloads)\n",
+        file.machine.summary(),
+        file.commit,
+        file.date,
+        file.workload.name,
+        file.workload.description,
+        file.workload.message_size
+    );
+    for (name, title) in PAIRINGS {
+        render_pairing(out, file, name, title);
+    }
+    render_costs(out, file);
+}
+
+fn render_pairing(out: &mut String, file: &ResultsFile, name: &str, title: &str) {
+    let paths = group(file, &format!("paths-{name}"));
+    let Some(sides) = sides(paths) else {
+        return;
+    };
+    if let Some(paths) = paths {
+        let _ = writeln!(out, "**{title}**: one message is {}.\n", paths.iteration);
+    }
+    let _ = writeln!(
+        out,
+        "| path | produce msg/s | produce MB/s | produce p50 | produce p99 | consume msg/s | \
+         poll p99 |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (label, (producer, consumer)) in [("native", sides.native), ("Kafka", sides.kafka)] {
+        let _ = writeln!(
+            out,
+            "| {label} | {:.0} | {:.1} | {} | {} | {:.0} | {} |",
+            rate(producer),
+            producer.mb_per_s(),
+            latency(producer, |p| p.p50),
+            latency(producer, |p| p.p99),
+            rate(consumer),
+            latency(consumer, |p| p.p99),
+        );
+    }
+    let ((np, nc), (kp, kc)) = (sides.native, sides.kafka);
+    let rounds = group(file, &format!("rounds-{name}"));
+    let _ = writeln!(
+        out,
+        "| **Kafka / native** | ×{:.2}{} | ×{:.2} | {} | {} | ×{:.2}{} | {} |",
+        rate(kp) / rate(np),
+        round_range(rounds, "producer"),
+        kp.mb_per_s() / np.mb_per_s(),
+        latency_ratio(kp, np, |p| p.p50),
+        latency_ratio(kp, np, |p| p.p99),
+        rate(kc) / rate(nc),
+        round_range(rounds, "consumer"),
+        latency_ratio(kc, nc, |p| p.p99),
+    );
+    let _ = writeln!(
+        out,
+        "\nWhat an answer promised: {}; {}.\n",
+        np.durability, kp.durability
+    );
+}
+
+fn render_costs(out: &mut String, file: &ResultsFile) {
+    let cost = group(file, COST);
+    let Some(cost_group) = cost else {
+        return;
+    };
+    let per_batch = batch_of(&cost_group.iteration) as f64;
+    let per_message = |id: &str| row(cost, id).map(|row| row.ns_per_iter / per_batch);
+    let _ = writeln!(
+        out,
+        "**Where the difference goes**: CPU time per message of the work only the Kafka path \
+         does, each step measured alone with the listener's own functions (criterion; one \
+         iteration is {}).\n",
+        cost_group.iteration
+    );
+    let _ = writeln!(out, "| per message | CPU time |\n|---|---:|");
+    for (cost, label) in COSTS {
+        let ns = match cost {
+            Cost::Row(id) => per_message(id),
+            Cost::Less(id, less) => per_message(id).zip(per_message(less)).map(|(a, b)| a - b),
+        };
+        if let Some(ns) = ns {
+            let _ = writeln!(out, "| {label} | {} |", signed_if_negative(ns));
+        }
+    }
+    let extra: Option<f64> = EXTRA.iter().map(|id| per_message(id)).sum();
+    if let Some(extra) = extra {
+        let _ = writeln!(
+            out,
+            "| **the Kafka path's extra CPU per message, produced and fetched** | **{}** |",
+            duration(extra)
+        );
+    }
+    for (id, label) in SCALE {
+        if let Some(ns) = per_message(id) {
+            let _ = writeln!(out, "| {label} | {} |", duration(ns));
+        }
+    }
+    // Wall time per message with every producer (or consumer) at once, not
+    // CPU time: beside the extra CPU, it says whether the cores absorbed it.
+    for (name, _) in PAIRINGS {
+        let Some(sides) = sides(group(file, &format!("paths-{name}"))) else {
+            continue;
+        };
+        let ((np, nc), (kp, kc)) = (sides.native, sides.kafka);
+        let _ = writeln!(
+            out,
+            "| measured, answered once {name}: Kafka's time per message less native's, \
+             producers / consumers (all at once, wall time) | {} / {} |",
+            signed(kp.ns_per_iter - np.ns_per_iter),
+            signed(kc.ns_per_iter - nc.ns_per_iter)
+        );
+    }
+    out.push('\n');
+}
+
+/// The range of a side's Kafka/native ratio over the rounds, each round's
+/// two runs paired: " (rounds ×0.81 – ×0.93)", or nothing with one round.
+fn round_range(rounds: Option<&Group>, side: &str) -> String {
+    let mut ratios = Vec::new();
+    for round in 0.. {
+        let (Some(native), Some(kafka)) = (
+            row(rounds, &format!("native-{side}-{round}")),
+            row(rounds, &format!("kafka-{side}-{round}")),
+        ) else {
+            break;
+        };
+        ratios.push(rate(kafka) / rate(native));
+    }
+    if ratios.len() < 2 {
+        return String::new();
+    }
+    let low = ratios.iter().copied().fold(f64::MAX, f64::min);
+    let high = ratios.iter().copied().fold(0.0, f64::max);
+    format!(" (rounds ×{low:.2} – ×{high:.2})")
+}
+
+/// The messages in one iteration of the cost group: the number after "batch
+/// of" in its description, 1 if it has none.
+fn batch_of(iteration: &str) -> u64 {
+    iteration
+        .split("batch of ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A duration with its sign: "+1.20 µs", "-300 ns".
+fn signed(ns: f64) -> String {
+    if ns < 0.0 {
+        format!("-{}", duration(-ns))
+    } else {
+        format!("+{}", duration(ns))
+    }
+}
+
+/// A duration, signed only when negative (a difference of two estimates
+/// within their noise).
+fn signed_if_negative(ns: f64) -> String {
+    if ns < 0.0 { signed(ns) } else { duration(ns) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::Percentiles;
+    use crate::machine::Machine;
+    use crate::results::{RowKind, WorkloadSummary};
+
+    fn row(id: &str, ns: f64, p99: Option<u64>) -> Row {
+        Row {
+            id: id.to_string(),
+            kind: RowKind::Stage,
+            durability: format!("{id} promise"),
+            limit: None,
+            bytes_per_iter: 1000,
+            ns_per_iter: ns,
+            ns_low: None,
+            ns_high: None,
+            latency: p99.map(|p99| Percentiles {
+                count: 10,
+                p50: p99 / 2,
+                p90: p99,
+                p99,
+                p999: p99,
+                p9999: p99,
+                max: p99,
+            }),
+            series: None,
+            x: None,
+        }
+    }
+
+    fn file(groups: Vec<Group>) -> ResultsFile {
+        ResultsFile {
+            suite: SUITE.into(),
+            date: "d".into(),
+            commit: "c".into(),
+            machine: Machine {
+                profile: "p".into(),
+                cpu: "cpu".into(),
+                cores: 2,
+                memory_bytes: 1 << 30,
+                kernel: "k".into(),
+                filesystem: "ext4".into(),
+            },
+            workload: WorkloadSummary {
+                name: "w".into(),
+                description: "d".into(),
+                message_size: 1000,
+            },
+            groups,
+        }
+    }
+
+    fn group(name: &str, iteration: &str, rows: Vec<Row>) -> Group {
+        Group {
+            name: name.into(),
+            iteration: iteration.into(),
+            x_label: None,
+            rows,
+        }
+    }
+
+    #[test]
+    fn the_page_sets_the_paths_side_by_side_with_their_ratio() {
+        let paths = group(
+            "paths-appended",
+            "one message",
+            vec![
+                row("native-producer", 1000.0, Some(2_000_000)),
+                row("native-consumer", 1000.0, Some(1_000_000)),
+                row("kafka-producer", 1250.0, Some(3_000_000)),
+                row("kafka-consumer", 2000.0, Some(1_500_000)),
+            ],
+        );
+        let rounds = group(
+            "rounds-appended",
+            "rounds",
+            vec![
+                row("native-producer-0", 1000.0, None),
+                row("kafka-producer-0", 1250.0, None),
+                row("native-producer-1", 1000.0, None),
+                row("kafka-producer-1", 1100.0, None),
+            ],
+        );
+        let cost = group(
+            COST,
+            "one batch of 100 messages of 1000 bytes",
+            vec![
+                row("kafka-decode-request", 1_000.0, None),
+                row("kafka-decode-batch", 10_000.0, None),
+                row("kafka-translate", 30_000.0, None),
+                row("kafka-fetch-batch", 30_000.0, None),
+                row("kafka-fetch-frame", 4_000.0, None),
+                row("raw-copy", 5_000.0, None),
+            ],
+        );
+        let text = render(&[file(vec![paths, rounds, cost])]);
+        assert!(
+            text.contains("**Both answered once appended (fsync every-batch; Kafka acks=1)**"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("once synced (fsync"),
+            "a pairing not measured is left out"
+        );
+        assert!(
+            text.contains("| native | 1000000 | 1000.0 | 1.00 ms | 2.00 ms | 1000000 | 1.00 ms |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| **Kafka / native** | ×0.80 (rounds ×0.80 – ×0.91) | ×0.80 | ×1.50 | ×1.50 | \
+                 ×0.50 | ×1.50 |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "What an answer promised: native-producer promise; kafka-producer promise."
+            )
+        );
+        // Per message: a batch of 100; (b) is the translation less the batch decode.
+        assert!(
+            text.contains(
+                "| (a) decode its record batch (checksum, every record's varints) | 100 ns |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("the batch decode above) | 200 ns |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| **the Kafka path's extra CPU per message, produced and fetched** | **650 ns** |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| for scale: copy the message's bytes once | 50 ns |"));
+        assert!(
+            text.contains("producers / consumers (all at once, wall time) | +250 ns / +1.00 µs |"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("walk and stamp"),
+            "a row not measured is left out"
+        );
+    }
+
+    #[test]
+    fn no_results_says_so_instead_of_a_number() {
+        let text = render(&[]);
+        assert!(text.contains("Not measured on any profile yet"));
+        assert!(text.contains("scripts/bench kafka"));
+    }
+
+    #[test]
+    fn the_batch_size_is_read_from_the_description() {
+        assert_eq!(
+            batch_of("one produce batch of 100 messages of 1024 bytes"),
+            100
+        );
+        assert_eq!(batch_of("one message"), 1);
+    }
+}
