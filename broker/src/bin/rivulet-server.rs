@@ -15,7 +15,7 @@
 //! so that each one's gain is measured with this one binary.
 
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
@@ -274,12 +274,15 @@ fn wait_for_signal(addr: SocketAddr, kafka: Option<SocketAddr>) -> anyhow::Resul
             }
         })
         .await;
-        println!("listening on {addr}");
-        // Always a second line, so a reader of the first can read it too.
-        match kafka {
-            Some(kafka) => println!("kafka listening on {kafka}"),
-            None => println!("kafka off"),
-        }
+        // Always a second line, so a reader of the first can read it too;
+        // both in one write, and a reader that closed the pipe after the
+        // first is no reason to stop (println! would panic on it).
+        let kafka = match kafka {
+            Some(kafka) => format!("kafka listening on {kafka}"),
+            None => "kafka off".to_string(),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on {addr}\n{kafka}").and_then(|()| stdout.flush());
         if let Some(result) = early {
             return result;
         }
