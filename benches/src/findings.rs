@@ -755,8 +755,6 @@ pub fn table_notes(group: &Group) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::Machine;
-    use crate::results::WorkloadSummary;
 
     fn row(id: &str, kind: RowKind, ns: f64, interval: bool) -> Row {
         Row {
@@ -775,30 +773,7 @@ mod tests {
     }
 
     fn file(rows: Vec<Row>) -> ResultsFile {
-        ResultsFile {
-            suite: "s".into(),
-            date: "d".into(),
-            commit: "c".into(),
-            machine: Machine {
-                profile: "p".into(),
-                cpu: "cpu".into(),
-                cores: 2,
-                memory_bytes: 1 << 30,
-                kernel: "k".into(),
-                filesystem: "ext4".into(),
-            },
-            workload: WorkloadSummary {
-                name: "w".into(),
-                description: "d".into(),
-                message_size: 1000,
-            },
-            groups: vec![Group {
-                name: "g".into(),
-                iteration: "one thing".into(),
-                x_label: None,
-                rows,
-            }],
-        }
+        crate::results::test_file_of_rows(rows)
     }
 
     #[test]

@@ -309,8 +309,8 @@ fn signed_if_negative(ns: f64) -> String {
 mod tests {
     use super::*;
     use crate::latency::Percentiles;
-    use crate::machine::Machine;
-    use crate::results::{RowKind, WorkloadSummary};
+
+    use crate::results::RowKind;
 
     fn row(id: &str, ns: f64, p99: Option<u64>) -> Row {
         Row {
@@ -337,25 +337,7 @@ mod tests {
     }
 
     fn file(groups: Vec<Group>) -> ResultsFile {
-        ResultsFile {
-            suite: SUITE.into(),
-            date: "d".into(),
-            commit: "c".into(),
-            machine: Machine {
-                profile: "p".into(),
-                cpu: "cpu".into(),
-                cores: 2,
-                memory_bytes: 1 << 30,
-                kernel: "k".into(),
-                filesystem: "ext4".into(),
-            },
-            workload: WorkloadSummary {
-                name: "w".into(),
-                description: "d".into(),
-                message_size: 1000,
-            },
-            groups,
-        }
+        crate::results::test_file(SUITE, groups)
     }
 
     fn group(name: &str, iteration: &str, rows: Vec<Row>) -> Group {

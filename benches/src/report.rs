@@ -377,8 +377,8 @@ pub fn render_talk_table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::Machine;
-    use crate::results::{Row, WorkloadSummary};
+
+    use crate::results::Row;
 
     fn row(id: &str, kind: RowKind, limit: Option<&str>, ns: f64) -> Row {
         Row {
@@ -397,30 +397,7 @@ mod tests {
     }
 
     fn file(rows: Vec<Row>) -> ResultsFile {
-        ResultsFile {
-            suite: "s".into(),
-            date: "d".into(),
-            commit: "c".into(),
-            machine: Machine {
-                profile: "p".into(),
-                cpu: "cpu".into(),
-                cores: 2,
-                memory_bytes: 1 << 30,
-                kernel: "k".into(),
-                filesystem: "ext4".into(),
-            },
-            workload: WorkloadSummary {
-                name: "w".into(),
-                description: "d".into(),
-                message_size: 1000,
-            },
-            groups: vec![Group {
-                name: "g".into(),
-                iteration: "one thing".into(),
-                x_label: None,
-                rows,
-            }],
-        }
+        crate::results::test_file_of_rows(rows)
     }
 
     #[test]

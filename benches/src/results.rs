@@ -359,3 +359,42 @@ struct ConfidenceInterval {
     lower_bound: f64,
     upper_bound: f64,
 }
+
+/// A results file for the page generators' unit tests: fixed machine and
+/// workload, `groups` as given (one place, not a copy per test module).
+#[cfg(test)]
+pub(crate) fn test_file(suite: &str, groups: Vec<Group>) -> ResultsFile {
+    ResultsFile {
+        suite: suite.into(),
+        date: "d".into(),
+        commit: "c".into(),
+        machine: Machine {
+            profile: "p".into(),
+            cpu: "cpu".into(),
+            cores: 2,
+            memory_bytes: 1 << 30,
+            kernel: "k".into(),
+            filesystem: "ext4".into(),
+        },
+        workload: WorkloadSummary {
+            name: "w".into(),
+            description: "d".into(),
+            message_size: 1000,
+        },
+        groups,
+    }
+}
+
+/// [`test_file`] with one group of `rows`.
+#[cfg(test)]
+pub(crate) fn test_file_of_rows(rows: Vec<Row>) -> ResultsFile {
+    test_file(
+        "s",
+        vec![Group {
+            name: "g".into(),
+            iteration: "one thing".into(),
+            x_label: None,
+            rows,
+        }],
+    )
+}
