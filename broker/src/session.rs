@@ -609,14 +609,18 @@ fn forbidden(auth: &AuthConfig, who: usize, what: &str) -> WireError {
 // ANCHOR_END: gate
 
 /// The topic `reference` names, by id or by name, from this shard's copy.
-fn find(shard: &ShardState, reference: &TopicRef) -> Result<(u32, Rc<TopicMeta>), WireError> {
+pub(crate) fn find(
+    shard: &ShardState,
+    reference: &TopicRef,
+) -> Result<(u32, Rc<TopicMeta>), WireError> {
     match reference {
         TopicRef::Id(id) => shard.topic(*id).map(|meta| (*id, meta)),
         TopicRef::Name(name) => shard.topic_named(name),
     }
 }
 
-fn json(value: &impl serde::Serialize) -> Result<Answer, WireError> {
+/// A JSON reply body.
+pub(crate) fn json(value: &impl serde::Serialize) -> Result<Answer, WireError> {
     serde_json::to_vec(value)
         .map(Answer::Whole)
         .map_err(|error| WireError::storage(error.to_string()))

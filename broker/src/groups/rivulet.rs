@@ -33,6 +33,7 @@
 //! topic for the group's offset, which also shows the offsets of a group
 //! with no members now (after a restart, or one used only by Kafka clients).
 
+use crate::session::{find, json};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -42,10 +43,10 @@ use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
 use stage6_broker::shards::connection::{Connection, MAX_POLL_RECORDS};
 use stage6_broker::shards::extension::Answer;
-use stage6_broker::shards::shard::{ShardState, TopicMeta, storage_stopped};
+use stage6_broker::shards::shard::{ShardState, storage_stopped};
 use stage6_broker::shards::wire::{WireError, status as engine_status};
 
-use crate::api::{self, PollKind, TopicRef, status};
+use crate::api::{self, PollKind, status};
 use crate::groups::commit::{self, CommitError, Target};
 use crate::groups::coordinator::{Flavor, Group, GroupError, GroupInfo, Join, MemberInfo};
 use crate::groups::service::{all_groups, on_group};
@@ -562,20 +563,6 @@ fn kafka_assignment(bytes: &[u8]) -> Vec<(String, Vec<u32>)> {
 /// A topic's name, by id, from this shard's copy.
 fn topic_name(shard: &ShardState, topic: Option<u32>) -> Option<String> {
     topic.and_then(|topic| shard.topic(topic).ok().map(|meta| meta.name.clone()))
-}
-
-/// The topic `reference` names, by id or by name, from this shard's copy.
-fn find(shard: &ShardState, reference: &TopicRef) -> Result<(u32, Rc<TopicMeta>), WireError> {
-    match reference {
-        TopicRef::Id(id) => shard.topic(*id).map(|meta| (*id, meta)),
-        TopicRef::Name(name) => shard.topic_named(name),
-    }
-}
-
-fn json(value: &impl serde::Serialize) -> Result<Answer, WireError> {
-    serde_json::to_vec(value)
-        .map(Answer::Whole)
-        .map_err(|error| WireError::storage(error.to_string()))
 }
 
 #[cfg(test)]
