@@ -39,14 +39,14 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use anyhow::Context;
-use bench::loadgen::kafka::{Acks, encode_request, produce_request};
+use bench::loadgen::kafka::{Acks, encode_request, produce_request, records_from};
 use bench::loadgen::{Figures, KafkaTarget, LoadConfig, RemoteTarget, Stop, Target, Warmup, run};
 use bench::results::{Row, RowKind, RowSpec, Suite};
 use bytes::{Buf, Bytes, BytesMut};
 use criterion::BatchSize;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::records::RecordBatchDecoder;
 use rivulet_broker::kafka::connection::{Decoded, decode};
 use rivulet_broker::kafka::translate::{
@@ -54,6 +54,9 @@ use rivulet_broker::kafka::translate::{
 };
 use rivulet_broker::process::{ServerProcess, server_binary};
 use rivulet_datasets::{MessageSize, Workload};
+use stage4_partitions::Partitioning;
+use stage4_partitions::protocol::record::{Record, encode_records};
+use stage4_partitions::protocol::{Request, Response, code};
 use stage6_broker::storage::record::{self, Contents};
 
 /// Messages per produce request, and per poll.
@@ -459,6 +462,11 @@ struct Inputs {
     /// The messages as the Kafka path stores them (translated, stamped):
     /// what a fetch reads back.
     stored: Vec<u8>,
+    /// The payloads, as the load generator holds them.
+    messages: Vec<Vec<u8>>,
+    /// A native poll's answer body with the messages (count, then stage
+    /// 4's records, stamped).
+    native_poll_body: Vec<u8>,
 }
 
 fn inputs(workload: &Workload, size: u32) -> anyhow::Result<Inputs> {
@@ -483,11 +491,21 @@ fn inputs(workload: &Workload, size: u32) -> anyhow::Result<Inputs> {
     let mut stored = records_from_batch(&kafka_batch, limits())?.records;
     let extents = record::walk(&stored)?;
     record::stamp(&mut stored, &extents, 1_000, 1_700_000_000_000_000);
+    let mut native_poll_body = Vec::new();
+    encode_records(
+        &mut native_poll_body,
+        messages.iter().enumerate().map(|(n, m)| {
+            let n = n as u64;
+            (1_000 + n, 1_700_000_000_000_000, n, m.as_slice())
+        }),
+    );
     Ok(Inputs {
         produce_frame,
         kafka_batch,
         native_records,
         stored,
+        messages,
+        native_poll_body,
     })
 }
 
@@ -517,8 +535,57 @@ fn fetch_batch(stored: &[u8]) -> Bytes {
     batch_from_records(&records).expect("batch")
 }
 
-/// (c): the fetch response frame around a batch, as the listener writes it.
-fn fetch_frame(batch: &Bytes) -> usize {
+/// The load generator's native produce: the payloads as stage 4's records,
+/// encoded into a request body (`RemoteConnection::produce`).
+fn client_native_produce(messages: &[Vec<u8>]) -> usize {
+    let records = messages
+        .iter()
+        .map(|payload| Record {
+            offset: 0,
+            timestamp: 0,
+            id: 0,
+            payload: payload.clone(),
+        })
+        .collect();
+    let request = Request::Produce {
+        topic: NATIVE_TOPICS,
+        partitioning: Partitioning::Explicit(0),
+        records,
+    };
+    request.encode().1.len()
+}
+
+/// The load generator's Kafka produce: one record batch in a Produce
+/// request, encoded into a frame (`KafkaConnection::produce`).
+fn client_kafka_produce(messages: &[Vec<u8>], frame: &mut BytesMut) -> usize {
+    let topic = TopicName(StrBytes::from_static_str("bench"));
+    let request = produce_request(&topic, 0, messages, Acks::All, CREATE_TIME_MS).expect("request");
+    encode_request(frame, &request, PRODUCE_VERSION, 1).expect("frame");
+    frame.len()
+}
+
+/// The load generator's native poll: the answer decoded (checksums
+/// verified) into owned messages (`RemoteConnection::poll`).
+fn client_native_poll(body: &[u8]) -> usize {
+    match Response::decode(code::POLL, body).expect("poll answer") {
+        Response::Polled { records } => records.len(),
+        _ => panic!("not a poll answer"),
+    }
+}
+
+/// The load generator's Kafka fetch: the response body decoded, its batch
+/// decoded (checksum checked) into owned messages (`KafkaConnection::poll`).
+fn client_kafka_poll(body: &Bytes) -> usize {
+    let response = FetchResponse::decode(&mut body.clone(), FETCH_VERSION).expect("response");
+    let records = response.responses[0].partitions[0]
+        .records
+        .clone()
+        .expect("records");
+    records_from(records, 1_000, BATCH).expect("records").len()
+}
+
+/// The Fetch response carrying `batch` for one partition.
+fn fetch_response(batch: &Bytes) -> FetchResponse {
     let mut data = PartitionData::default();
     data.partition_index = 0;
     data.high_watermark = 1_100;
@@ -528,6 +595,21 @@ fn fetch_frame(batch: &Bytes) -> usize {
     topic.partitions = vec![data];
     let mut response = FetchResponse::default();
     response.responses = vec![topic];
+    response
+}
+
+/// The body of a Fetch response carrying `batch`, as a client reads it.
+fn fetch_response_body(batch: &Bytes) -> Bytes {
+    let mut body = BytesMut::new();
+    fetch_response(batch)
+        .encode(&mut body, FETCH_VERSION)
+        .expect("response");
+    body.freeze()
+}
+
+/// (c): the fetch response frame around a batch, as the listener writes it.
+fn fetch_frame(batch: &Bytes) -> usize {
+    let response = fetch_response(batch);
     let mut header = ResponseHeader::default();
     header.correlation_id = 1;
     let mut frame = BytesMut::new();
@@ -554,6 +636,11 @@ fn cost_group(suite: &mut Suite, workload: &Workload, size: u32) -> anyhow::Resu
     assert_eq!(back.records.len(), BATCH as usize);
     assert_eq!(back.records[7].value, decoded.records[7].value);
     assert_eq!(back.records[7].offset, 1_007);
+    assert_eq!(client_native_poll(&inputs.native_poll_body), BATCH as usize);
+    assert_eq!(
+        client_kafka_poll(&fetch_response_body(&fetched)),
+        BATCH as usize
+    );
 
     let payload_bytes = u64::from(BATCH) * u64::from(size);
     let iteration = format!(
@@ -615,6 +702,32 @@ fn cost_group(suite: &mut Suite, workload: &Workload, size: u32) -> anyhow::Resu
     });
     suite.bench(&mut group, "kafka-fetch-frame", spec(RowKind::Stage), |b| {
         b.iter(|| fetch_frame(black_box(&fetched)))
+    });
+    // The load generator's own work for each path: it shares the cores with
+    // the server, so the paths' measured difference includes it.
+    let messages = &inputs.messages;
+    suite.bench(
+        &mut group,
+        "client-native-produce",
+        spec(RowKind::Stage),
+        |b| b.iter(|| client_native_produce(black_box(messages))),
+    );
+    let mut frame = BytesMut::new();
+    suite.bench(
+        &mut group,
+        "client-kafka-produce",
+        spec(RowKind::Stage),
+        |b| b.iter(|| client_kafka_produce(black_box(messages), &mut frame)),
+    );
+    suite.bench(
+        &mut group,
+        "client-native-poll",
+        spec(RowKind::Stage),
+        |b| b.iter(|| client_native_poll(black_box(&inputs.native_poll_body))),
+    );
+    let fetch_body = fetch_response_body(&fetched);
+    suite.bench(&mut group, "client-kafka-poll", spec(RowKind::Stage), |b| {
+        b.iter(|| client_kafka_poll(black_box(&fetch_body)))
     });
     // A copy of the batch's bytes, nothing else: what one more copy of every
     // message on either path costs.

@@ -69,6 +69,20 @@ const EXTRA: [&str; 4] = [
     "kafka-fetch-frame",
 ];
 
+/// The load generator's work per path: a label, the native row, the Kafka row.
+const CLIENT: [(&str, &str, &str); 2] = [
+    (
+        "produce: build and encode the request",
+        "client-native-produce",
+        "client-kafka-produce",
+    ),
+    (
+        "poll: decode the answer into messages (checksums checked)",
+        "client-native-poll",
+        "client-kafka-poll",
+    ),
+];
+
 /// Rows for scale, after the sum.
 const SCALE: [(&str, &str); 2] = [
     (
@@ -240,22 +254,79 @@ fn render_costs(out: &mut String, file: &ResultsFile) {
             let _ = writeln!(out, "| {label} | {} |", duration(ns));
         }
     }
-    // Wall time per message with every producer (or consumer) at once, not
-    // CPU time: beside the extra CPU, it says whether the cores absorbed it.
-    for (name, _) in PAIRINGS {
-        let Some(sides) = sides(group(file, &format!("paths-{name}"))) else {
-            continue;
-        };
-        let ((np, nc), (kp, kc)) = (sides.native, sides.kafka);
+    out.push('\n');
+
+    // The load generator runs on the same cores as the server: its own
+    // work for each path is in the measured difference too.
+    let client: Vec<(&str, f64, f64)> = CLIENT
+        .iter()
+        .filter_map(|(label, native, kafka)| {
+            Some((*label, per_message(native)?, per_message(kafka)?))
+        })
+        .collect();
+    if !client.is_empty() {
         let _ = writeln!(
             out,
-            "| measured, answered once {name}: Kafka's time per message less native's, \
-             producers / consumers (all at once, wall time) | {} / {} |",
-            signed(kp.ns_per_iter - np.ns_per_iter),
-            signed(kc.ns_per_iter - nc.ns_per_iter)
+            "The load generator's side of each path, CPU time per message (it shares the \
+             cores with the server, so this is in the measured difference too):\n"
         );
+        let _ = writeln!(
+            out,
+            "| per message | native | Kafka | Kafka less native |\n|---|---:|---:|---:|"
+        );
+        for (label, native, kafka) in &client {
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} |",
+                duration(*native),
+                duration(*kafka),
+                signed(kafka - native)
+            );
+        }
+        if client.len() == CLIENT.len() {
+            let native: f64 = client.iter().map(|c| c.1).sum();
+            let kafka: f64 = client.iter().map(|c| c.2).sum();
+            let _ = writeln!(
+                out,
+                "| **both** | **{}** | **{}** | **{}** |",
+                duration(native),
+                duration(kafka),
+                signed(kafka - native)
+            );
+        }
+        out.push('\n');
     }
-    out.push('\n');
+
+    // Wall time per message over every producer (or consumer) at once, not
+    // CPU time: what the cores made of the extra work above.
+    let measured: Vec<(&str, &Row, &Row, &Row, &Row)> = PAIRINGS
+        .iter()
+        .filter_map(|(name, _)| {
+            let sides = sides(group(file, &format!("paths-{name}")))?;
+            let ((np, nc), (kp, kc)) = (sides.native, sides.kafka);
+            Some((*name, np, nc, kp, kc))
+        })
+        .collect();
+    if !measured.is_empty() {
+        let _ = writeln!(
+            out,
+            "Measured: Kafka's time per message less native's, from the tables above (wall \
+             time, every producer or consumer at once):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| answered once | producers | consumers |\n|---|---:|---:|"
+        );
+        for (name, np, nc, kp, kc) in measured {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} |",
+                signed(kp.ns_per_iter - np.ns_per_iter),
+                signed(kc.ns_per_iter - nc.ns_per_iter)
+            );
+        }
+        out.push('\n');
+    }
 }
 
 /// The range of a side's Kafka/native ratio over the rounds, each round's
@@ -381,6 +452,10 @@ mod tests {
                 row("kafka-fetch-batch", 30_000.0, None),
                 row("kafka-fetch-frame", 4_000.0, None),
                 row("raw-copy", 5_000.0, None),
+                row("client-native-produce", 10_000.0, None),
+                row("client-kafka-produce", 25_000.0, None),
+                row("client-native-poll", 20_000.0, None),
+                row("client-kafka-poll", 15_000.0, None),
             ],
         );
         let text = render(&[file(vec![paths, rounds, cost])]);
@@ -427,9 +502,14 @@ mod tests {
         );
         assert!(text.contains("| for scale: copy the message's bytes once | 50 ns |"));
         assert!(
-            text.contains("producers / consumers (all at once, wall time) | +250 ns / +1.00 µs |"),
+            text.contains("| produce: build and encode the request | 100 ns | 250 ns | +150 ns |"),
             "{text}"
         );
+        assert!(
+            text.contains("| **both** | **300 ns** | **400 ns** | **+100 ns** |"),
+            "{text}"
+        );
+        assert!(text.contains("| appended | +250 ns | +1.00 µs |"), "{text}");
         assert!(
             !text.contains("walk and stamp"),
             "a row not measured is left out"
