@@ -659,24 +659,23 @@ impl Drop for Member {
 /// Waits until the group is stable with `members` members, each with
 /// partitions if there are enough.
 fn until_stable(admin: &mut Client, group: &str, members: usize, watched: &[&Member]) {
-    let bound = Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Ok(info) = admin.describe_group(group)
-            && info.state == "Stable"
-            && info.members.len() == members
-        {
-            return;
-        }
-        if Instant::now() > bound {
+    // What the server said last, for the failure message.
+    let last = std::cell::RefCell::new(String::new());
+    common::eventually_within(
+        &format!("group {group} stable with {members} members"),
+        std::time::Duration::from_secs(60),
+        || {
+            let described = admin.describe_group(group);
+            let stable = matches!(&described, Ok(info)
+                if info.state == "Stable" && info.members.len() == members);
+            *last.borrow_mut() = format!("{described:?}");
+            stable
+        },
+        || {
             let logs: Vec<String> = watched.iter().map(|m| m.stderr()).collect();
-            panic!(
-                "group {group} not stable with {members} members after a minute: {:?}; \
-                 members' stderr: {logs:#?}",
-                admin.describe_group(group)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+            format!("the group: {}; members' stderr: {logs:#?}", last.borrow())
+        },
+    );
 }
 
 /// Waits until the group has committed every partition up to its end.

@@ -27,7 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_common::{
@@ -88,16 +88,8 @@ fn text(value: &str) -> StrBytes {
 
 /// Waits until `ready`, looking every 50 ms; after [`BOUND`] fails with
 /// `what` and what `explain` says of the state then.
-fn until(what: &str, mut ready: impl FnMut() -> bool, explain: impl Fn() -> String) {
-    let bound = Instant::now() + BOUND;
-    while !ready() {
-        assert!(
-            Instant::now() < bound,
-            "still not so after {BOUND:?}: {what}\n{}",
-            explain()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn until(what: &str, ready: impl FnMut() -> bool, explain: impl Fn() -> String) {
+    common::eventually_within(what, BOUND, ready, explain);
 }
 
 // ---------------------------------------------------------------------------
@@ -265,20 +257,13 @@ impl Member {
     /// Waits (at most [`CLIENT_BOUND`]) for it to exit, and checks it
     /// succeeded.
     fn wait_ok(&mut self) {
-        let bound = Instant::now() + CLIENT_BOUND;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > bound {
-                let _ = self.child.kill();
-                panic!(
-                    "{} still running after {CLIENT_BOUND:?}: {}",
-                    self.name,
-                    self.explain()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = common::exit_within(&mut self.child, CLIENT_BOUND) else {
+            let _ = self.child.kill();
+            panic!(
+                "{} still running after {CLIENT_BOUND:?}: {}",
+                self.name,
+                self.explain()
+            );
         };
         for reader in self.readers.drain(..) {
             reader.join().unwrap();

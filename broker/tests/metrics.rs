@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
+mod common;
 mod operator;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,7 +20,6 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use operator::{Broker, command, http_get};
 use rivulet_broker::api::{self, code};
@@ -412,18 +412,9 @@ fn metrics_connections_gauge_follows_open_connections() {
 /// Scrapes until `name` (no labels) is `expected`: a connection is counted
 /// when its shard accepts it, which is after the client's connect returns.
 fn wait_for(metrics: SocketAddr, name: &str, expected: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = value(&scrape(metrics), name, &[]);
-        if got == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed {got}, expected {expected}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::eventually(&format!("{name} is {expected}"), || {
+        value(&scrape(metrics), name, &[]) == expected
+    });
 }
 
 #[test]
@@ -515,7 +506,9 @@ fn metrics_group_gauges_follow_members_rebalances_and_commits() {
         .unwrap();
     let group = [("group", "billing")];
     let at = |name: &str, labels: &[(&str, &str)]| value(&scrape(metrics), name, labels);
-    common_wait(|| at("rivulet_group_members", &group) == 1.0);
+    common::eventually("the group gauges", || {
+        at("rivulet_group_members", &group) == 1.0
+    });
     assert_eq!(at("rivulet_group_rebalances_total", &group), 1.0);
     let lag = [
         ("group", "billing"),
@@ -530,7 +523,7 @@ fn metrics_group_gauges_follow_members_rebalances_and_commits() {
         let mut other = rivulet_client::Client::connect(&second_addr).unwrap();
         join(&mut other, None)
     });
-    common_wait(|| {
+    common::eventually("the group gauges", || {
         client
             .heartbeat("billing", &first.member, first.generation)
             .is_err()
@@ -538,17 +531,9 @@ fn metrics_group_gauges_follow_members_rebalances_and_commits() {
     let again = join(&mut client, Some(first.member.clone()));
     let other = second.join().unwrap();
     assert_eq!(again.generation, other.generation);
-    common_wait(|| at("rivulet_group_members", &group) == 2.0);
+    common::eventually("the group gauges", || {
+        at("rivulet_group_members", &group) == 2.0
+    });
     assert_eq!(at("rivulet_group_rebalances_total", &group), 2.0);
     broker.stop();
-}
-
-/// Waits for `ready`, looking every 20 ms, for at most a minute (only a
-/// wrong server reaches the bound).
-fn common_wait(mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "still not so after a minute");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

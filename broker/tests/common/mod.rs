@@ -28,13 +28,52 @@ pub fn rivulet_server(dir: &Path, extra: &[&str]) -> ServerProcess {
 /// Waits for `ready` to hold, looking every 20 ms. The minute's bound is
 /// only ever reached by a server that is wrong: on a busy machine a check
 /// just takes more looks.
-pub fn eventually(what: &str, mut ready: impl FnMut() -> bool) {
-    let bound = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(
-            Instant::now() < bound,
-            "still not so after a minute: {what}"
-        );
+pub fn eventually(what: &str, ready: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(60), ready, String::new);
+}
+
+/// [`eventually`] with its own bound, and `explain` (the state then: a
+/// client's log, the group as the server sees it) in the failure.
+pub fn eventually_within(
+    what: &str,
+    bound: Duration,
+    ready: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
+    assert!(
+        holds_within(bound, ready),
+        "still not so after {bound:?}: {what}\n{}",
+        explain()
+    );
+}
+
+/// Waits for `child` to exit, at most `bound` (only a hung child reaches
+/// it): its status, or `None` with the child left running, for the caller
+/// to kill and report.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    bound: Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    holds_within(bound, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// The one waiting loop of the broker's tests, every wait above goes
+/// through it: looks at `ready` every 20 ms until it holds (true) or
+/// `bound` has passed (false). A busy machine only makes it look more often.
+fn holds_within(bound: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + bound;
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

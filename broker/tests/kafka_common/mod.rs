@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rivulet_broker::process::ServerProcess;
 use serde_json::Value;
@@ -164,21 +164,14 @@ pub fn run_bounded(what: &str, command: &mut Command, stdin: &[u8]) -> Output {
         stderr.read_to_end(&mut bytes).unwrap();
         bytes
     });
-    let bound = Instant::now() + CLIENT_BOUND;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
-            panic!(
-                "{what} still running after {CLIENT_BOUND:?}, killed; its stderr:\n{}",
-                tail(&stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::exit_within(&mut child, CLIENT_BOUND) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+        panic!(
+            "{what} still running after {CLIENT_BOUND:?}, killed; its stderr:\n{}",
+            tail(&stderr)
+        );
     };
     writer.join().unwrap();
     Output {
