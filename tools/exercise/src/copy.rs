@@ -5,7 +5,7 @@
 //! settings merged in (the stage inherits its version, dependencies and lints
 //! from there): `[workspace]` with the dependency table (local paths made
 //! absolute, so the earlier stages it uses are the real ones), the lints (plus
-//! `unused` allowed: a `todo!()` body leaves arguments and helpers unused),
+//! `unused` allowed: a stubbed body leaves arguments and helpers unused),
 //! and the profiles, which must be the repository's for the dependencies
 //! compiled there to be reused. `Cargo.lock` is the repository's, so the copy
 //! builds with the same versions and without the network.

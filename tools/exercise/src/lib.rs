@@ -5,7 +5,7 @@
 //! `// EXERCISE_END`, see [`markers`]) and grades them with the tests in its
 //! `tests/exercises.rs`, each named `exercise_<name>_...` ([`stages`]).
 //! `scripts/exercise N` makes a copy of stage N with those bodies replaced by
-//! `todo!()` and a hint ([`copy`]), builds it, runs the exercise tests and
+//! a panic naming the exercise, with its hint ([`copy`]), builds it, runs the exercise tests and
 //! says which exercises pass ([`libtest`] reads the results);
 //! `scripts/exercise --check` proves, for every stage, that the copy builds,
 //! that every exercise test fails on it, and that they all pass on the real

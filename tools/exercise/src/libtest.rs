@@ -83,7 +83,7 @@ failures:
 ---- exercise_from_bytes_reads_hello stdout ----
 
 thread 'exercise_from_bytes_reads_hello' panicked at src/message.rs:142:9:
-not yet implemented: exercise from_bytes: read the header first
+exercise from_bytes is yours to write: read the header first
 note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 
 ---- exercise_walk_records_cuts stdout ----
@@ -108,7 +108,7 @@ test result: FAILED. 1 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; 
         assert!(!results[0].passed);
         assert_eq!(
             results[0].message.as_deref(),
-            Some("not yet implemented: exercise from_bytes: read the header first")
+            Some("exercise from_bytes is yours to write: read the header first")
         );
         assert!(results[1].passed);
         assert_eq!(results[1].message, None);

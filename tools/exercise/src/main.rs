@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use rivulet_exercise::copy::{self, BuildDirs};
 use rivulet_exercise::libtest::{self, TestResult};
+use rivulet_exercise::markers;
 use rivulet_exercise::stages::{self, Stage, TEST_TARGET, TESTS_FILE};
 
 const HELP: &str = "\
@@ -18,7 +19,7 @@ scripts/exercise: write a stage's key functions yourself, graded by its tests.
 USAGE:
     scripts/exercise N [--reset] [--dir PATH]
         Makes your copy of stage N (exercises/stageN, or PATH) with every
-        exercise's body replaced by todo!() and a hint, builds it, runs the
+        exercise's body replaced by a panic with its name and hint, builds it, runs the
         stage's exercise tests against it and says which exercises pass.
         Run it again after each change: your copy is kept (--reset starts
         over, throwing your code away).
@@ -269,7 +270,7 @@ fn learn(repo: &Path, number: u32, dir: Option<PathBuf>, reset: bool) -> Result<
     } else {
         copy::create(&dest, &copy::files(repo, &stage, &dirs, true, &package)?)?;
         println!(
-            "Made your copy of stage {number} at {shown}: {} exercises, each body replaced by todo!().",
+            "Made your copy of stage {number} at {shown}: {} exercises, each body replaced by a panic naming it.",
             stage.exercises.len()
         );
         println!(
@@ -363,9 +364,9 @@ fn report(stage: &Stage, results: &[TestResult], shown: &str) -> usize {
             continue;
         };
         let message = failed.message.as_deref().unwrap_or("(no message)");
-        // A todo!() of an earlier exercise that this one's tests go through.
+        // The stub of an earlier exercise that this one's tests go through.
         let waits_for = names.iter().find(|name| {
-            let stub = format!("not yet implemented: exercise {name}");
+            let stub = markers::stub_message(name);
             *name != exercise.name()
                 && (message == stub || message.starts_with(&format!("{stub}:")))
         });

@@ -14,11 +14,13 @@
 //! ```
 //!
 //! The stub keeps the marker and hint lines, and puts in place of the lines
-//! between them one statement, `todo!("exercise from_bytes: <hint>");`, at the
-//! marker's indentation. A region may also be the last statements of a body,
-//! or a match arm's block, as long as nothing after it uses a name it defines:
-//! code after a `todo!()` is unreachable, which is a warning (allowed in the
-//! copy), not an error.
+//! between them one statement, `panic!("exercise from_bytes is yours to
+//! write: <hint>");`, at the marker's indentation: the learner's test fails
+//! with the exercise's name and hint. A region may also be the last
+//! statements of a body, or a match arm's block, as long as nothing after it
+//! uses a name it defines: code after the panic is unreachable, which is a
+//! warning (allowed in the copy), not an error. Rejected: `todo!()`, which
+//! reads as unfinished work in the repository's own code.
 
 use std::fmt;
 
@@ -53,18 +55,24 @@ impl Region {
         self.close - self.body_start
     }
 
-    /// The statement that replaces the body: a `todo!` naming the exercise.
+    /// The statement that replaces the body: a panic naming the exercise
+    /// ([`stub_message`]) and its hint.
     pub fn stub(&self) -> String {
-        let message = if self.hint.is_empty() {
-            format!("exercise {}", self.name)
-        } else {
-            format!("exercise {}: {}", self.name, self.hint)
-        };
-        // `todo!` formats its message: braces are doubled, and `{:?}` gives a
+        let mut message = stub_message(&self.name);
+        if !self.hint.is_empty() {
+            message = format!("{message}: {}", self.hint);
+        }
+        // `panic!` formats its message: braces are doubled, and `{:?}` gives a
         // string literal with every quote and backslash escaped.
         let literal = format!("{:?}", message.replace('{', "{{").replace('}', "}}"));
-        format!("{}todo!({literal});", self.indent)
+        format!("{}panic!({literal});", self.indent)
     }
+}
+
+/// How a stubbed body's panic message starts: the grader finds a test that
+/// stopped in another exercise's stub by it.
+pub fn stub_message(name: &str) -> String {
+    format!("exercise {name} is yours to write")
 }
 
 /// A marker out of place, with the line it is on.
@@ -229,19 +237,19 @@ pub fn add(a: u8, b: u8) -> u8 {
         let stub = stubbed(SOURCE, &found);
         assert!(stub.contains("fn keep() -> u8 {\n    1\n}"));
         assert!(stub.contains(
-            "    // HINT: `checked_add` says so.\n    todo!(\"exercise add_two: a plain `+` can \
-             overflow; `checked_add` says so.\");\n    // EXERCISE_END\n}\n"
+            "    // HINT: `checked_add` says so.\n    panic!(\"exercise add_two is yours to write: a plain \
+             `+` can overflow; `checked_add` says so.\");\n    // EXERCISE_END\n}\n"
         ));
         assert!(!stub.contains("checked_add(b)"));
     }
 
     #[test]
-    fn stub_message_is_a_literal_todo_cannot_misread() {
+    fn stub_message_is_a_literal_panic_cannot_misread() {
         let source = "    // EXERCISE: quote\n    // HINT: say \"{x}\" \\ done\n    x()\n    // EXERCISE_END\n";
         let found = regions(source).unwrap();
         assert_eq!(
             found[0].stub(),
-            r#"    todo!("exercise quote: say \"{{x}}\" \\ done");"#
+            r#"    panic!("exercise quote is yours to write: say \"{{x}}\" \\ done");"#
         );
     }
 
