@@ -130,7 +130,11 @@ fn the_book_table_has_a_row_per_profile_and_every_source() {
 }
 
 fn profile_host(dir: &Path, data: &Path, args: &[&str]) -> String {
-    let output = Command::new(dir.join("scripts").join("profile-host"))
+    // Through bash, not exec'd: the test writes this copy, and a child that
+    // another test thread forks at that moment can hold the file open for
+    // writing, which makes exec fail with ETXTBSY ("Text file busy").
+    let output = Command::new("bash")
+        .arg(dir.join("scripts").join("profile-host"))
         .args(args)
         .env("RIVULET_BENCH_DIR", data)
         .env_remove("RIVULET_PROFILE")
