@@ -338,6 +338,41 @@ fn records_read_back_equal_what_was_appended() {
 }
 
 #[test]
+fn a_roll_under_never_syncs_the_sealed_segment_in_the_background() {
+    on_both_drivers(|_| async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(32 << 10, false, FsyncPolicy::Never);
+        let mut partition = Partition::open(dir.path(), config.clone()).await.unwrap();
+        let syncs = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let seen = syncs.clone();
+        partition.on_sync(Box::new(move |_| seen.set(seen.get() + 1)));
+        let next = append_batches(&mut partition, 60).await;
+        let segments = partition.segment_bases().len() as u32;
+        assert!(segments > 3, "three rolls at least: {segments} segments");
+        // No record is called durable under `never`, although every sealed
+        // segment but the last was synced: each roll waited for the one
+        // before it, so those syncs are all done.
+        assert_eq!(partition.durable_offset(), 0);
+        assert_eq!(
+            syncs.get(),
+            segments - 2,
+            "the sealed segments before the last"
+        );
+        // A flush waits for the last sealed segment's sync and syncs the
+        // active one: then everything is durable.
+        partition.flush().await.unwrap();
+        assert_eq!(syncs.get(), segments);
+        assert_eq!(partition.durable_offset(), next);
+        drop(partition);
+        let partition = Partition::open(dir.path(), config).await.unwrap();
+        assert_eq!(partition.recovery().segments_discarded, 0);
+        let (records, _) = read_all(&partition, 0, 100).await;
+        assert_dense(&records, size_of);
+        assert_eq!(records.len() as u64, next);
+    });
+}
+
+#[test]
 fn sync_observer_sees_every_data_sync_and_info_reports_the_state() {
     on_both_drivers(|_| async {
         let dir = tempfile::tempdir().unwrap();
@@ -440,6 +475,10 @@ fn full_disk_at_rollover_refuses_the_batch_without_failing_the_partition() {
         assert_eq!(partition.failure(), None);
         assert_eq!(partition.info().failed, None);
         assert_eq!(partition.next_offset(), next);
+        // The refused roll synced nothing (sealing syncs in the background,
+        // once the next segment exists); a flush still can, into the room
+        // the active segment's file already has.
+        partition.flush().await.unwrap();
         assert_eq!(partition.durable_offset(), next);
         let (records, _) = read_all(&partition, 0, 50).await;
         assert_dense(&records, size_of);

@@ -337,6 +337,71 @@ fn recovery_of_sealed_segments_trusts_their_index_or_walks_them() {
 }
 
 #[test]
+fn a_torn_last_sealed_segment_cuts_the_partition_where_its_records_end() {
+    on_both_drivers(|_| async {
+        // What a power loss can leave since sealing syncs in the background:
+        // the last sealed segment's final pages never reached the disk, the
+        // active segment after it did (or some of it did).
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(16 << 10, false, FsyncPolicy::Never);
+        let mut partition = Partition::open(dir.path(), config.clone()).await.unwrap();
+        for n in 0..40 {
+            partition
+                .append(&mut batch(n * 3, &[300, 400, 500]))
+                .await
+                .unwrap();
+        }
+        partition.flush().await.unwrap();
+        let bases = partition.segment_bases();
+        assert!(bases.len() >= 3, "{bases:?}");
+        drop(partition);
+        let last_sealed = bases[bases.len() - 2];
+        let active = bases[bases.len() - 1];
+        // Lose the last sealed segment's records from its third one on.
+        let cut_at = {
+            let index = std::fs::read(dir.path().join(file_name(last_sealed, "index"))).unwrap();
+            u32::from_le_bytes(index[8..12].try_into().unwrap()) as usize
+        };
+        patch(&dir.path().join(file_name(last_sealed, "log")), |bytes| {
+            bytes[cut_at..].fill(0)
+        });
+        // The power went before that segment's sync returned, so the seal
+        // mark still names the segment before it.
+        let mark = dir
+            .path()
+            .join(stage6_broker::storage::seal_mark::SEAL_MARK_FILE);
+        assert!(mark.exists());
+        std::fs::remove_file(&mark).unwrap();
+
+        let mut partition = Partition::open(dir.path(), config.clone()).await.unwrap();
+        let report = *partition.recovery();
+        assert_eq!(report.segments_discarded, 1, "{report:?}");
+        // Dense up to the tear, and the active segment's files are gone.
+        assert_eq!(partition.next_offset(), last_sealed + 2);
+        assert_eq!(partition.segment_bases(), bases[..bases.len() - 1].to_vec());
+        for extension in ["log", "index", "timeindex"] {
+            assert!(!dir.path().join(file_name(active, extension)).exists());
+        }
+        let sizes = |id: u64| [300, 400, 500][(id % 3) as usize];
+        let (records, _) = read_all(&partition, 0, 1000).await;
+        assert_dense(&records, sizes);
+        assert_eq!(records.len() as u64, last_sealed + 2);
+        // The cut segment takes appends again, at the next offset.
+        let next = last_sealed + 2;
+        let appended = partition
+            .append(&mut batch(next, &[300, 400, 500]))
+            .await
+            .unwrap();
+        assert_eq!(appended.offsets, next..next + 3);
+        partition.flush().await.unwrap();
+        drop(partition);
+        let partition = Partition::open(dir.path(), config).await.unwrap();
+        assert_eq!(partition.recovery().segments_discarded, 0);
+        assert_eq!(partition.next_offset(), next + 3);
+    });
+}
+
+#[test]
 fn recovery_of_an_empty_or_unpreallocated_active_segment() {
     on_both_drivers(|_| async {
         // A crash between creating the file and preallocating it.

@@ -32,6 +32,7 @@ use compio::fs::{File, OpenOptions};
 use compio::io::AsyncWriteAtExt;
 
 use crate::storage::error::{Error, IoContext};
+use crate::storage::segment::SyncHandle;
 
 /// The extension of offset index files.
 pub const OFFSET_INDEX_EXTENSION: &str = "index";
@@ -205,6 +206,11 @@ impl<E: Entry> IndexFile<E> {
     /// Syncs the file (for a segment being sealed).
     pub async fn sync(&self) -> Result<(), Error> {
         self.file.sync_data().await.at(&self.path)
+    }
+
+    /// A handle to sync the file later (a sealed segment's, in the background).
+    pub(crate) fn sync_handle(&self) -> SyncHandle {
+        SyncHandle::new(&self.file, &self.path)
     }
 }
 

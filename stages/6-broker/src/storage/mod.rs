@@ -12,6 +12,7 @@
 //! - [`fsync`] and [`config`]: when to sync, and every other switch;
 //! - [`partition`]: segments rolled over, appends acknowledged as the policy says;
 //! - [`retention`]: sealed segments deleted by size and age;
+//! - [`seal_mark`]: which sealed segment's background sync last returned;
 //! - [`consumer_offsets`]: named offsets stored beside the segments, synced
 //!   after the records they point past;
 //! - [`error`]: what can go wrong, typed.
@@ -26,4 +27,5 @@ pub mod partition;
 pub mod record;
 pub mod recovery;
 pub mod retention;
+pub mod seal_mark;
 pub mod segment;

@@ -42,12 +42,25 @@
 //!   not opened. Damage with good records after it is not a crash's doing, and
 //!   cutting the log there would throw acknowledged records away.
 //!
-//! Sealed segments (all but the last) were synced, indexes included, when
-//! the next one was created, so they are trusted by their index: only their
-//! last batch is walked (to find where their records end), unless the index
-//! is missing or short, and then they are walked like the active one. A sealed
-//! segment with fewer records than the next segment's base offset implies is
-//! corrupt.
+//! Sealed segments (all but the last) were synced, indexes included, by the
+//! time the one after them was sealed, so they are trusted by their index:
+//! only their last batch is walked (to find where their records end), unless
+//! the index is missing or short, and then they are walked like the active
+//! one. A sealed segment with fewer records than the next segment's base
+//! offset implies is corrupt.
+//!
+//! The **last sealed segment** is the exception ([`recover_last_sealed`]):
+//! its sync runs in the background after the next segment is created (see
+//! [`crate::storage::partition`]), so a machine that lost power meanwhile
+//! can leave it with a torn tail, and index entries written through the page
+//! cache pointing at records that never reached the disk. Unless the seal
+//! mark ([`crate::storage::seal_mark`]) says its sync returned, it is walked
+//! from its first record, its index ignored and rebuilt. If its records end
+//! before the next segment's base offset, the records after the tear were never called durable (the
+//! durable watermark waits for that sync), and neither were the next
+//! segment's, which came after them: the next segment is removed, the
+//! repair logged, and the cut segment becomes the active one. Offsets stay
+//! dense, and what was acknowledged as durable is all there.
 //!
 //! Deliberate simplifications:
 //! - records covered by the trusted index are not re-verified on open; a bit
@@ -101,19 +114,39 @@ pub struct RecoveryReport {
     /// retention deletion interrupted by a crash leaves (see
     /// [`crate::storage::retention`]).
     pub stray_files_removed: usize,
+    /// Segments removed after a torn last sealed segment: they held only
+    /// records that came after the tear (see [`recover_last_sealed`]).
+    pub segments_discarded: usize,
+}
+
+/// Which segment of the partition is being recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A sealed segment before the last one: synced, so it must hold every
+    /// record up to the next segment's base offset.
+    Sealed { next_base: u64 },
+    /// The last sealed segment, whose sync is not known to have returned:
+    /// walked whole, its index not trusted; it may end early (then it is left
+    /// ready for appends), never late.
+    LastSealed { next_base: u64 },
+    /// The active segment, left ready for appends.
+    Active,
 }
 
 // ANCHOR: recover_segment
-/// Opens and repairs the segment starting at `base` in `dir`. `next_base` is
-/// the next segment's base offset, for a sealed segment; `None` for the
-/// active one, which is left ready for appends.
+/// Opens and repairs the segment starting at `base` in `dir`, as `role`
+/// says: a sealed segment is left sealed, the active one ready for appends.
 pub(crate) async fn recover_segment(
     dir: &Path,
     base: u64,
-    next_base: Option<u64>,
+    role: Role,
     config: &Config,
     report: &mut RecoveryReport,
 ) -> Result<IndexedSegment, Error> {
+    let next_base = match role {
+        Role::Sealed { next_base } | Role::LastSealed { next_base } => Some(next_base),
+        Role::Active => None,
+    };
     let path = dir.join(file_name(base, LOG_EXTENSION));
     // Any length will do, even none (a crash between creating the file and
     // its first step): the walk stops at the end of the file, and the
@@ -131,7 +164,10 @@ pub(crate) async fn recover_segment(
     let mut times = TimeIndex::open(&dir.join(file_name(base, TIME_INDEX_EXTENSION))).await?;
     let (loaded, loaded_times) = (offsets.len() as u64, times.len() as u64);
 
-    let trusted = trusted_positions(offsets.entries(), log.allocated(), sealed_count);
+    let trusted = match role {
+        Role::LastSealed { .. } => 0,
+        _ => trusted_positions(offsets.entries(), log.allocated(), sealed_count),
+    };
     let trusted_times = trusted_times(times.entries(), trusted);
     let start = walk_start(
         trusted,
@@ -154,8 +190,10 @@ pub(crate) async fn recover_segment(
 
     let walked = walk(&log, start, from, sealed_count, &mut offsets, &mut times).await?;
     let records = offsets.len() as u64;
+    // Short is a torn tail for the last sealed segment, corruption for any other.
+    let short_allowed = matches!(role, Role::LastSealed { .. });
     if let Some(count) = sealed_count
-        && records != count
+        && (records > count || (records < count && !short_allowed))
     {
         return Err(corrupt(
             &log,
@@ -184,15 +222,20 @@ pub(crate) async fn recover_segment(
     report.time_entries_rebuilt += times.len() as u64 - kept_t;
 
     match sealed_count {
-        Some(_) => {
+        Some(count) if records == count => {
             log.seal_at(walked.end);
-            if loaded != records || loaded_times != times.len() as u64 {
-                // Rebuilt: make the repair stick, so the next open trusts it.
+            // Rebuilt: make the repair stick, so the next open trusts it. The
+            // last sealed segment's indexes, whose background sync may not
+            // have run, are synced whatever recovery found.
+            if short_allowed || loaded != records || loaded_times != times.len() as u64 {
+                if short_allowed {
+                    log.sync().await?;
+                }
                 offsets.sync().await?;
                 times.sync().await?;
             }
         }
-        None => {
+        _ => {
             log.resume(walked.end, config.write_buffer_bytes()).await?;
             // What a crashed process left in the page cache is on disk after
             // this, so every record found starts out durable.
@@ -206,6 +249,35 @@ pub(crate) async fn recover_segment(
     })
 }
 // ANCHOR_END: recover_segment
+
+// ANCHOR: recover_last_sealed
+/// What recovery made of the last sealed segment.
+pub(crate) enum LastSealed {
+    /// Whole: every record up to the next segment's base, sealed again.
+    Whole(IndexedSegment),
+    /// Cut by a torn tail before the next segment's base: left ready for
+    /// appends, as the active segment, and the next one must go.
+    Cut(IndexedSegment),
+}
+
+/// Opens and repairs the last sealed segment (the one before the active
+/// segment, which starts at `next_base`), whose background sync may not have
+/// finished when the process or machine stopped (see the module docs).
+pub(crate) async fn recover_last_sealed(
+    dir: &Path,
+    base: u64,
+    next_base: u64,
+    config: &Config,
+    report: &mut RecoveryReport,
+) -> Result<LastSealed, Error> {
+    let role = Role::LastSealed { next_base };
+    let segment = recover_segment(dir, base, role, config, report).await?;
+    Ok(match segment.log.is_sealed() {
+        true => LastSealed::Whole(segment),
+        false => LastSealed::Cut(segment),
+    })
+}
+// ANCHOR_END: recover_last_sealed
 
 /// How many leading offset index entries are consistent with a file of `size`
 /// bytes (and, for a sealed segment, with its record count).

@@ -97,6 +97,31 @@ use crate::storage::error::{Error, IoContext};
 /// The extension of segment files.
 pub const LOG_EXTENSION: &str = "log";
 
+/// A file to sync later, away from the code that wrote it: a second handle
+/// on the same open file (compio's `File` shares its descriptor), with its
+/// path for the error. What a sealed segment's background sync holds (see
+/// [`crate::storage::partition`]), so the segment itself stays with its
+/// partition.
+#[derive(Debug, Clone)]
+pub(crate) struct SyncHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl SyncHandle {
+    pub(crate) fn new(file: &File, path: &Path) -> SyncHandle {
+        SyncHandle {
+            file: file.clone(),
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// `fdatasync`s the file.
+    pub(crate) async fn sync_data(&self) -> Result<(), Error> {
+        self.file.sync_data().await.at(&self.path)
+    }
+}
+
 /// The file name of the segment whose first record has offset `base_offset`.
 pub fn file_name(base_offset: u64, extension: &str) -> String {
     format!("{base_offset:020}.{extension}")
@@ -702,6 +727,12 @@ impl Segment {
     pub async fn sync(&mut self) -> Result<(), Error> {
         self.complete().await?;
         self.file.sync_data().await.at(&self.path)
+    }
+
+    /// A handle to sync the file later (a sealed segment's, in the
+    /// background): whatever was written before the sync starts is covered.
+    pub(crate) fn sync_handle(&self) -> SyncHandle {
+        SyncHandle::new(&self.file, &self.path)
     }
     // ANCHOR_END: sync
 
