@@ -13,6 +13,7 @@
 //! - [`partition`]: segments rolled over, appends acknowledged as the policy says;
 //! - [`retention`]: sealed segments deleted by size and age;
 //! - [`seal_mark`]: which sealed segment's background sync last returned;
+//! - [`writeback`]: page-cache mode's writeback, started a few megabytes at a time;
 //! - [`consumer_offsets`]: named offsets stored beside the segments, synced
 //!   after the records they point past;
 //! - [`error`]: what can go wrong, typed.
@@ -29,3 +30,4 @@ pub mod recovery;
 pub mod retention;
 pub mod seal_mark;
 pub mod segment;
+pub mod writeback;

@@ -62,7 +62,10 @@
 //! With `direct_io` off, the same code runs: the same aligned buffers, the
 //! same whole-block writes at the same positions, through the page cache. So
 //! the two modes write identical files, and measuring one against the other
-//! measures the page cache and nothing else.
+//! measures the page cache and nothing else. One addition: written blocks
+//! are handed to the kernel's writeback every few megabytes
+//! ([`crate::storage::writeback`]), so that a sealed segment is not a whole
+//! segment of dirty pages for its sync to flood the disk with.
 //!
 //! Deliberate simplifications: a segment has one write in flight at a time
 //! (more would need the tail block kept out of all but one of them); reads
@@ -93,6 +96,7 @@ use rustix::io::Errno;
 
 use crate::storage::aligned::{ALIGN, AlignedBuf, align_down, align_down_u64, align_up};
 use crate::storage::error::{Error, IoContext};
+use crate::storage::writeback;
 
 /// The extension of segment files.
 pub const LOG_EXTENSION: &str = "log";
@@ -321,6 +325,9 @@ pub struct Segment {
     /// Where the next read in order starts: the block holding the end of the
     /// last read from the file.
     next_read: Cell<Option<u64>>,
+    /// Page-cache mode only: the file position up to which the kernel was
+    /// asked to start writing back (see [`crate::storage::writeback`]).
+    writeback_from: Option<u64>,
 }
 // ANCHOR_END: segment
 
@@ -373,6 +380,7 @@ impl Segment {
             end: 0,
             read_ahead: RefCell::default(),
             next_read: Cell::default(),
+            writeback_from: (!direct_io).then_some(0),
             tail: Some(Tail {
                 buf: AlignedBuf::with_capacity(buffer_bytes)?,
                 spare: None,
@@ -425,6 +433,7 @@ impl Segment {
             tail: None,
             read_ahead: RefCell::default(),
             next_read: Cell::default(),
+            writeback_from: (!direct_io).then_some(0),
         })
     }
 
@@ -685,6 +694,7 @@ impl Segment {
         // the write finish, where a handle taken out would cancel it halfway.
         let joined = task.await;
         flight.task.0 = None; // finished: a handle is polled to completion once
+        let settled_end = flight.settled_end;
         let source = match joined {
             Ok(Ok(())) => None,
             Ok(Err(source)) => Some(source),
@@ -716,9 +726,40 @@ impl Segment {
                 tail.spare = Some(old);
             }
         }
+        self.start_writeback(settled_end);
         Ok(())
     }
     // ANCHOR_END: write
+
+    /// Page-cache mode: once [`writeback::STEP`] bytes of whole blocks were
+    /// written since the last request, asks the kernel to start writing them
+    /// back, on a blocking-pool thread. Only blocks below `settled_end`: the
+    /// tail block is written again by the next write.
+    fn start_writeback(&mut self, settled_end: u64) {
+        let Some(from) = self.writeback_from else {
+            return;
+        };
+        if settled_end < from + writeback::STEP {
+            return;
+        }
+        let file = match self.file.as_fd().try_clone_to_owned() {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::debug!("{}: no writeback started: {error}", self.path.display());
+                return;
+            }
+        };
+        let path = self.path.clone();
+        compio::runtime::spawn_blocking(move || {
+            if let Err(error) = writeback::start(&file, from, settled_end - from) {
+                // The pages stay dirty; the next sync writes them and reports
+                // a real failure.
+                tracing::debug!("{}: writeback not started: {error}", path.display());
+            }
+        })
+        .detach();
+        self.writeback_from = Some(settled_end);
+    }
 
     // ANCHOR: sync
     /// `fdatasync`: on return, everything written is on the device. O_DIRECT
