@@ -258,10 +258,12 @@ settings! {
         /// directory unless absolute).
         data: PathBuf = PathBuf::from("rivulet-data"),
         /// Shards: threads, each with its own io runtime and partitions;
-        /// 0 is one per core.
+        /// 0 is one per core but one (at least one), leaving a core to the
+        /// rest of the machine.
         shards: usize = 0,
-        /// Pin each shard's thread to its own core.
-        pin: bool = true,
+        /// Pin each shard's thread to its own core: for a machine the broker
+        /// has to itself; a pinned shard cannot move off a busy core.
+        pin: bool = false,
         /// auto (io_uring if the kernel allows it, else polling), io-uring or polling.
         io_driver: IoDriver = IoDriver::Auto,
         /// The most bytes one request frame may claim; larger frames are
@@ -803,7 +805,7 @@ impl Settings {
             listen: server.listen,
             data: server.data.clone(),
             shards: match server.shards {
-                0 => stage6_broker::cores(),
+                0 => stage6_broker::default_shards(stage6_broker::cores()),
                 shards => shards,
             },
             pin: server.pin,

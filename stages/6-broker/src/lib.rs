@@ -36,7 +36,7 @@ pub mod storage;
 
 pub use shards::driver::IoDriver;
 pub use shards::server::{
-    QueueDepths, Server, ServerConfig, ServerError, cores, start, start_with,
+    QueueDepths, Server, ServerConfig, ServerError, cores, default_shards, start, start_with,
 };
 pub use storage::aligned::{ALIGN, AlignedBuf};
 pub use storage::config::{Config, ConfigError};

@@ -85,9 +85,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Folder of the topics: `data/<topic>/<partition>/`.
     pub data: PathBuf,
-    /// Number of shards (threads); one per core by default.
+    /// Number of shards (threads); by default one per core but one
+    /// ([`default_shards`]).
     pub shards: usize,
-    /// Pin shard `n`'s thread to core `n` (modulo the cores).
+    /// Pin shard `n`'s thread to core `n` (modulo the cores); off by
+    /// default (see [`default_shards`] for when to turn it on).
     pub pin: bool,
     /// io_uring, polling, or compio's choice.
     pub driver: IoDriver,
@@ -112,14 +114,15 @@ pub struct ServerConfig {
 // ANCHOR_END: server_config
 
 impl ServerConfig {
-    /// Defaults: loopback port 7406, `rivulet-data`, a shard per core, pinned,
-    /// compio's driver choice, [`Config::default`] storage.
+    /// Defaults: loopback port 7406, `rivulet-data`, a shard per core but
+    /// one ([`default_shards`]), not pinned, compio's driver choice,
+    /// [`Config::default`] storage.
     pub fn new() -> ServerConfig {
         ServerConfig {
             listen: DEFAULT_LISTEN,
             data: PathBuf::from("rivulet-data"),
-            shards: cores(),
-            pin: true,
+            shards: default_shards(cores()),
+            pin: false,
             driver: IoDriver::Auto,
             storage: Config::default(),
             max_frame_len: crate::shards::frame::DEFAULT_MAX_FRAME_LEN,
@@ -141,6 +144,25 @@ impl Default for ServerConfig {
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+// ANCHOR: default_shards
+/// The default shard count on a machine with `cores` cores: one per core
+/// but one, and at least one. The core left over is for everything else on
+/// the machine, which a broker never has to itself: the kernel's network
+/// work, the clients on the same host, a neighbour's compiler.
+///
+/// Shards are not pinned by default either ([`ServerConfig::pin`]). A pinned
+/// shard cannot move away from a core something else is busy on, and every
+/// connection it serves waits behind that (the ladder's noisy-neighbour row
+/// measures it). Pin on a machine the broker has to itself, cores isolated
+/// from the scheduler (`isolcpus`) or nothing else running, where pinning
+/// buys cache locality and never costs a wait. Rejected: a shard per core,
+/// pinned, the talk's setting, which on a 2-core machine put a shard on the
+/// core a neighbour held and halved throughput.
+pub fn default_shards(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+// ANCHOR_END: default_shards
 
 /// Why the server did not start or stop cleanly.
 #[derive(Debug, Error)]
