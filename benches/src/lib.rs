@@ -30,6 +30,7 @@ pub mod findings;
 pub mod groups;
 pub mod kafka;
 pub mod ladder;
+pub mod noisy;
 pub mod profile;
 pub mod raw;
 pub mod reliability;

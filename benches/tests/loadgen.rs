@@ -25,7 +25,7 @@ use bench::loadgen::{
 };
 use bench::machine::Machine;
 use indicatif::ProgressBar;
-use rivulet_datasets::{MessageSize, PayloadKind, Payloads};
+use rivulet_datasets::{MessageSize, Partitioning, PayloadKind, Payloads, Roles, RolesError};
 
 /// A small closed-loop config; tests change what they are about.
 fn small() -> LoadConfig {
@@ -44,6 +44,8 @@ fn small() -> LoadConfig {
         // Never reached by a passing run: they only turn a hang into a failure.
         drain_timeout: GENEROUS,
         op_timeout: GENEROUS,
+        roles: Roles::Both,
+        partitioning: Partitioning::RoundRobin,
     }
 }
 
@@ -60,6 +62,10 @@ async fn run_on<T: Target>(target: &T, config: &LoadConfig) -> Result<RunOutcome
 /// What a [`Faulty`] target does wrong.
 #[derive(Debug, Clone, Copy)]
 enum Fault {
+    /// Nothing: the target only records (see [`Counts`]).
+    Nothing,
+    /// Every second produce is acknowledged at once but not stored.
+    DropEveryOther,
     /// Produce calls number `from..to` (counted across connections from 0)
     /// each sleep `each` before storing.
     Stall { from: u64, to: u64, each: Duration },
@@ -82,10 +88,15 @@ struct Faulty {
     counts: Arc<Counts>,
 }
 
-/// Messages stored, and how far polls have read (one partition).
+/// Messages stored, and how far polls have read (one partition); and what
+/// the run did to the target: connections opened, polls made, and the
+/// fewest messages stored when any poll was made.
 struct Counts {
     stored: AtomicU64,
     read_to: watch::Sender<u64>,
+    connections: AtomicU64,
+    polls: AtomicU64,
+    stored_at_first_poll: AtomicU64,
 }
 
 impl Faulty {
@@ -97,6 +108,9 @@ impl Faulty {
             counts: Arc::new(Counts {
                 stored: AtomicU64::new(0),
                 read_to: watch::Sender::new(0),
+                connections: AtomicU64::new(0),
+                polls: AtomicU64::new(0),
+                stored_at_first_poll: AtomicU64::new(u64::MAX),
             }),
         }
     }
@@ -125,6 +139,7 @@ impl Target for Faulty {
     }
 
     async fn connect(&self) -> anyhow::Result<FaultyConnection> {
+        self.counts.connections.fetch_add(1, Ordering::SeqCst);
         Ok(FaultyConnection {
             inner: self.inner.connect().await?,
             fault: self.fault,
@@ -150,6 +165,7 @@ impl Connection for FaultyConnection {
                 read_to.wait_for(|&read| read >= stored).await?;
                 return Ok(0);
             }
+            Fault::DropEveryOther if call % 2 == 1 => return Ok(0),
             Fault::Hang => std::future::pending::<()>().await,
             Fault::Truncate => {
                 let cut: Vec<Vec<u8>> = payloads.iter().map(|p| p[..7].to_vec()).collect();
@@ -169,6 +185,11 @@ impl Connection for FaultyConnection {
         offset: u64,
         count: u32,
     ) -> anyhow::Result<Vec<Polled>> {
+        self.counts.polls.fetch_add(1, Ordering::SeqCst);
+        let stored = self.counts.stored.load(Ordering::SeqCst);
+        self.counts
+            .stored_at_first_poll
+            .fetch_min(stored, Ordering::SeqCst);
         let mut polled = self.inner.poll(partition, offset, count).await?;
         let end = offset + polled.len() as u64;
         self.counts.read_to.send_if_modified(|read| {
@@ -501,6 +522,45 @@ async fn bad_configs_are_clear_errors_not_panics() {
             ConfigError::ZeroRate,
             "rate",
         ),
+        (
+            LoadConfig {
+                roles: Roles::Producers,
+                ..small()
+            },
+            ConfigError::Roles(RolesError::ConsumersInProducersRun(1)),
+            "consumers must be 0",
+        ),
+        (
+            LoadConfig {
+                roles: Roles::Consumers,
+                consumers: 0,
+                ..small()
+            },
+            ConfigError::Roles(RolesError::NoConsumers),
+            "at least 1",
+        ),
+        (
+            LoadConfig {
+                roles: Roles::Consumers,
+                stop: Stop::Duration(Duration::from_secs(1)),
+                ..small()
+            },
+            ConfigError::Roles(RolesError::ConsumersAloneNeedCount("duration")),
+            "message count",
+        ),
+        (
+            LoadConfig {
+                partitioning: Partitioning::Pinned,
+                partitions: 3,
+                consumers: 1,
+                ..small()
+            },
+            ConfigError::Roles(RolesError::PinnedLeavesPartitionsEmpty {
+                producers: 1,
+                partitions: 3,
+            }),
+            "leave 2 of them empty",
+        ),
     ];
     for (config, expected, words) in cases {
         let error = run_on(&MemoryTarget::new(), &config).await.unwrap_err();
@@ -574,6 +634,154 @@ async fn a_target_that_skips_an_offset_is_out_of_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_alone_run_with_no_consumer_and_read_nothing() {
+    let target = Faulty::new(Fault::Nothing);
+    let config = LoadConfig {
+        producers: 2,
+        consumers: 0,
+        partitions: 3,
+        roles: Roles::Producers,
+        stop: Stop::Messages(600),
+        warmup: Warmup::Messages(60),
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    // Two connections, both producers'; not one poll.
+    assert_eq!(target.counts.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(target.counts.polls.load(Ordering::SeqCst), 0);
+    assert_eq!(figures.produced, 660);
+    assert_eq!(figures.consumed, 0);
+    assert_eq!(figures.consumed_per_partition, vec![0, 0, 0]);
+    // The other producer's batch in flight when the warmup ended is warmup too.
+    assert!(
+        (590..=600).contains(&figures.producer.messages),
+        "{}",
+        figures.producer.messages
+    );
+    assert_eq!(figures.consumer.latency.count, 0);
+    assert_eq!(figures.end_to_end.count, 0);
+    assert_eq!(
+        target.inner.partition_lens().unwrap(),
+        figures.produced_per_partition
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_alone_read_exactly_the_prefilled_messages_after_the_fill() {
+    // One consumer on two partitions, polls of 50: the warmup (100 messages)
+    // ends exactly at the end of its second poll, so exactly the 1000
+    // messages after it are measured.
+    let target = Faulty::new(Fault::Nothing);
+    let config = LoadConfig {
+        producers: 1,
+        consumers: 1,
+        partitions: 2,
+        roles: Roles::Consumers,
+        stop: Stop::Messages(1000),
+        warmup: Warmup::Messages(100),
+        ..small()
+    };
+    let outcome = run_on(&target, &config).await.unwrap();
+    let figures = &outcome.figures;
+
+    // The topic was whole before the first poll: every message was written
+    // first, and only then read.
+    assert_eq!(figures.produced, 1100);
+    assert_eq!(
+        target.counts.stored_at_first_poll.load(Ordering::SeqCst),
+        1100
+    );
+    // Exactly the pre-filled messages were read, partition by partition.
+    let lens = target.inner.partition_lens().unwrap();
+    assert_eq!(lens, vec![550, 550]);
+    assert_eq!(figures.produced_per_partition, lens);
+    assert_eq!(figures.consumed_per_partition, lens);
+    // Only the consumer is measured: the fill left no sample, and a sample
+    // is a poll, never send-to-read.
+    assert_eq!(figures.producer.messages, 0);
+    assert_eq!(figures.producer.latency.count, 0);
+    assert_eq!(figures.end_to_end.count, 0);
+    assert_eq!(figures.consumer.messages, 1000);
+    assert_eq!(figures.consumer.bytes, 1000 * 64);
+    assert_eq!(figures.consumer.latency.count, 20);
+    assert_eq!(outcome.histograms.consumer.len(), 20);
+
+    // Several consumers: everything is still read exactly once, and the
+    // measured reads are the count after a warmup of at least 100 (a poll
+    // another consumer started before the warmup ended is left out too).
+    let target = Faulty::new(Fault::Nothing);
+    let config = LoadConfig {
+        producers: 3,
+        consumers: 2,
+        partitions: 4,
+        ..config
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    assert_eq!(figures.produced, 1100);
+    assert_eq!(figures.consumed, 1100);
+    assert_eq!(
+        target.counts.stored_at_first_poll.load(Ordering::SeqCst),
+        1100
+    );
+    assert!(
+        (900..=1000).contains(&figures.consumer.messages),
+        "{}",
+        figures.consumer.messages
+    );
+    assert_eq!(figures.end_to_end.count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_alone_over_a_target_that_lost_messages_is_a_shortfall() {
+    // Every second batch of the fill is acknowledged and dropped: the
+    // consumers read half and then nothing more, and the silence ends the run.
+    let config = LoadConfig {
+        roles: Roles::Consumers,
+        drain_timeout: Duration::from_millis(200),
+        ..small()
+    };
+    let error = run_on(&Faulty::new(Fault::DropEveryOther), &config)
+        .await
+        .unwrap_err();
+    match error {
+        LoadError::Shortfall {
+            partition: 0,
+            produced: 500,
+            consumed: 250,
+            ..
+        } => {}
+        other => panic!("expected a shortfall, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_producers_each_write_only_their_own_partition() {
+    let target = MemoryTarget::new();
+    let config = LoadConfig {
+        producers: 3,
+        consumers: 3,
+        partitions: 3,
+        partitioning: Partitioning::Pinned,
+        stop: Stop::Messages(300),
+        ..small()
+    };
+    let figures = run_on(&target, &config).await.unwrap().figures;
+    assert_eq!(figures.produced_per_partition, vec![100, 100, 100]);
+    // Partition p holds producer p's pool, in order: message m of producer
+    // p is index p << 32 | m of the seeded generator.
+    let payloads = Payloads::new(config.payload, config.seed);
+    let mut connection = target.connect().await.unwrap();
+    for producer in 0..3u32 {
+        let polled = connection.poll(producer, 0, u32::MAX).await.unwrap();
+        for (m, message) in (0..).zip(&polled) {
+            let index = (u64::from(producer) << 32) | m;
+            let expected = payloads.payload(index, 64);
+            assert_eq!(message.payload[8..], expected[8..], "{producer}/{m}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_round_trip_through_json() {
     let target = MemoryTarget::new();
     let config = LoadConfig {
@@ -601,6 +809,26 @@ async fn results_round_trip_through_json() {
     for row in ["producer", "consumer", "end-to-end", "send lag", "p99.99"] {
         assert!(table.contains(row), "{table}");
     }
+
+    // Consumers alone: the file says so, and the table says what a sample is.
+    let config = LoadConfig {
+        roles: Roles::Consumers,
+        ..small()
+    };
+    let outcome = run_on(&MemoryTarget::new(), &config).await.unwrap();
+    let results = LoadResults::new(
+        "memory",
+        "none",
+        Machine::detect(dir.path()),
+        config,
+        outcome.figures,
+    );
+    results.write(&path).unwrap();
+    let read = LoadResults::read(&path).unwrap();
+    assert_eq!(read.config.roles, Roles::Consumers);
+    let table = read.table();
+    assert!(table.contains("consumers alone"), "{table}");
+    assert!(table.contains("one poll"), "{table}");
 }
 
 #[test]

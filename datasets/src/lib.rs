@@ -21,10 +21,14 @@
 //! rate = 50000             # optional: total messages/s, open loop; absent: closed loop
 //! duration = "30s"         # optional: a timed run (500ms, 30s, 2m)
 //! fsync = "every-batch"    # always, every-batch, interval-<N>ms or never
+//! roles = "both"           # both, producers (alone) or consumers (alone, over a pre-filled topic)
+//! partitioning = "round-robin"  # or pinned: producer i writes partition i only
 //! ```
 //!
 //! Every key but the first five has the default shown (`rate` and `duration`:
 //! absent). A misspelled key is an error naming it, not a silently ignored line.
+//! `roles` and `partitioning` came later than the rest; their defaults are
+//! what every run did before them (see [`roles`](mod@roles) for what each means).
 //!
 //! **`duration` wins over `messages`** wherever a run can be timed: the load
 //! generator then stops producing after `duration` (its warmup excluded),
@@ -36,7 +40,9 @@
 //! when it loads): at least one message, batch, producer and partition; no
 //! more consumers than partitions (a consumer owns whole partitions); a rate
 //! and a duration, when given, above zero; a size distribution whose bounds
-//! are in order.
+//! are in order; roles that fit the counts ([`roles::check`]: producers alone
+//! with `consumers = 0`, consumers alone with a consumer and a message count,
+//! pinned producers leaving no partition empty).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,11 +56,13 @@ mod fsync;
 mod math;
 mod payload;
 mod rng;
+pub mod roles;
 mod size;
 mod text;
 
 pub use fsync::{Fsync, UnknownFsync};
 pub use payload::{PayloadKind, Payloads};
+pub use roles::{Partitioning, Roles, RolesError};
 pub use size::{MessageSize, SizeError};
 
 /// One workload, as read from `datasets/<name>.toml`.
@@ -105,6 +113,16 @@ pub struct Workload {
     pub payload: PayloadKind,
     /// Seed of the size and payload generators.
     pub seed: u64,
+    /// Who networked runs measure: producers and consumers at once (the
+    /// default), producers alone, or consumers alone over a topic filled
+    /// first. Left out when it is the default, so a workload written out
+    /// before roles existed reads back unchanged.
+    #[serde(default, skip_serializing_if = "Roles::is_both")]
+    pub roles: Roles,
+    /// How producers spread over partitions: round-robin (the default) or
+    /// pinned, one partition each.
+    #[serde(default, skip_serializing_if = "Partitioning::is_round_robin")]
+    pub partitioning: Partitioning,
 }
 
 fn one() -> u32 {
@@ -167,6 +185,9 @@ pub enum Invalid {
     /// The size distribution is malformed.
     #[error("message_size: {0}")]
     Size(#[from] SizeError),
+    /// `roles` or `partitioning` does not fit the counts.
+    #[error("{0}")]
+    Roles(#[from] RolesError),
 }
 
 /// A harness that measures one fixed message size was given a distribution.
@@ -270,6 +291,15 @@ impl Workload {
             return Err(Invalid::ZeroDuration);
         }
         self.message_size.validate()?;
+        roles::check(&roles::Shape {
+            roles: self.roles,
+            partitioning: self.partitioning,
+            producers: self.producers,
+            consumers: self.consumers,
+            partitions: self.partitions,
+            timed: self.duration.is_some(),
+            paced: self.rate.is_some(),
+        })?;
         Ok(())
     }
 
@@ -344,6 +374,11 @@ mod tests {
             "tiny-100b",
             "large-64k",
             "mixed-sizes",
+            "throughput",
+            "iggy-pinned-producer",
+            "iggy-pinned-consumer",
+            "iggy-balanced",
+            "omb-1-topic-16-partitions-1kb",
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }
@@ -363,6 +398,29 @@ mod tests {
         assert_eq!(workload.partitions, 1);
         assert_eq!((workload.rate, workload.duration), (None, None));
         assert_eq!(workload.fsync, Fsync::EveryBatch);
+        assert_eq!(workload.roles, Roles::Both);
+        assert_eq!(workload.partitioning, Partitioning::RoundRobin);
+        // Written out, the defaults are left out: a workload from before
+        // roles existed is written exactly as it was.
+        let text = toml::to_string(&workload).unwrap();
+        assert!(
+            !text.contains("roles") && !text.contains("partitioning"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn roles_and_pinning_are_read() {
+        let producers = parse(&format!(
+            "{MINIMAL}roles = \"producers\"\nconsumers = 0\npartitioning = \"pinned\"\n"
+        ))
+        .unwrap();
+        assert_eq!(producers.roles, Roles::Producers);
+        assert_eq!(producers.partitioning, Partitioning::Pinned);
+        let consumers = parse(&format!("{MINIMAL}roles = \"consumers\"\n")).unwrap();
+        assert_eq!(consumers.roles, Roles::Consumers);
+        let text = toml::to_string(&producers).unwrap();
+        assert_eq!(toml::from_str::<Workload>(&text).unwrap(), producers);
     }
 
     #[test]
@@ -427,6 +485,8 @@ mod tests {
                 "zipf",
             ),
             (format!("{MINIMAL}name = \"other\"\n"), "name"),
+            (format!("{MINIMAL}roles = \"readers\"\n"), "readers"),
+            (format!("{MINIMAL}partitioning = \"sticky\"\n"), "sticky"),
         ];
         for (text, named) in cases {
             let error = parse(&text).unwrap_err().to_string();
@@ -448,6 +508,26 @@ mod tests {
                     "message_size = { distribution = \"log-normal\", median = 100, sigma = 1.0, max = 10 }",
                 ),
                 "min <= median <= max",
+            ),
+            // The default `consumers = 1` is a consumer too: producers alone
+            // must say 0, rather than have a count silently ignored.
+            (
+                format!("{MINIMAL}roles = \"producers\"\n"),
+                "consumers must be 0 (it is 1)",
+            ),
+            (
+                format!("{MINIMAL}roles = \"consumers\"\nduration = \"2s\"\n"),
+                "not a duration",
+            ),
+            (
+                format!("{MINIMAL}roles = \"consumers\"\nrate = 100\n"),
+                "not a rate",
+            ),
+            (
+                format!(
+                    "{MINIMAL}partitioning = \"pinned\"\npartitions = 4\nproducers = 2\nconsumers = 0\n"
+                ),
+                "would leave 2 of them empty",
             ),
         ];
         for (text, says) in cases {

@@ -11,7 +11,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use rivulet_datasets::{MessageSize, PayloadKind, SizeError, Workload};
+use rivulet_datasets::roles::{self, Shape};
+use rivulet_datasets::{
+    MessageSize, Partitioning, PayloadKind, Roles, RolesError, SizeError, Workload,
+};
 use serde::{Deserialize, Serialize};
 
 /// Bytes at the start of every payload that carry its send timestamp.
@@ -20,13 +23,19 @@ pub const TIMESTAMP_LEN: usize = 8;
 /// One load-generator run, as configured.
 ///
 /// Partitioning (the invariant consumers and the results rely on):
-/// - producer `i` sends its `j`-th batch to partition `(i + j) % partitions`:
-///   round-robin, started at a different partition per producer, so every
-///   partition gets traffic even with fewer producers than partitions, and no
-///   two producers start on the same partition;
+/// - round-robin (the default): producer `i` sends its `j`-th batch to
+///   partition `(i + j) % partitions`, started at a different partition per
+///   producer, so every partition gets traffic even with fewer producers than
+///   partitions, and no two producers start on the same partition;
+/// - pinned: producer `i` sends every batch to partition `i % partitions`
+///   (iggy-bench's pinned producers), with no partition left empty;
 /// - consumer `c` owns the partitions `p` with `p % consumers == c`, and reads
 ///   each from offset 0 until it has every message the producers had
 ///   acknowledged there when they finished.
+///
+/// Roles ([`Roles`]): producers and consumers at once (the default),
+/// producers alone (`consumers` is 0), or consumers alone, over a topic the
+/// producers fill first with every message of their quotas, unmeasured.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LoadConfig {
     /// Producer tasks, each with its own connection and one request in flight.
@@ -65,6 +74,15 @@ pub struct LoadConfig {
     /// that stops answering ends the run with an error, not a hang.
     #[serde(with = "seconds")]
     pub op_timeout: Duration,
+    /// Who is measured: both sides at once, producers alone, or consumers
+    /// alone over a topic filled first. Absent from results files written
+    /// before roles existed: those ran both.
+    #[serde(default)]
+    pub roles: Roles,
+    /// How producers spread over partitions. Absent from results files
+    /// written before pinning existed: those were round-robin.
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 /// When the producers stop.
@@ -126,6 +144,8 @@ impl Default for LoadConfig {
             seed: 42,
             drain_timeout: Duration::from_secs(5),
             op_timeout: Duration::from_secs(10),
+            roles: Roles::Both,
+            partitioning: Partitioning::RoundRobin,
         }
     }
 }
@@ -166,6 +186,8 @@ pub enum ConfigError {
     ZeroRate,
     /// A timeout of zero fails every operation.
     ZeroTimeout,
+    /// The roles or the partitioning do not fit the counts or the pacing.
+    Roles(RolesError),
 }
 
 impl fmt::Display for ConfigError {
@@ -197,6 +219,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::ZeroRate => write!(f, "an open-loop rate must be at least 1 message/s"),
             ConfigError::ZeroTimeout => write!(f, "timeouts must be longer than zero"),
+            ConfigError::Roles(error) => write!(f, "{error}"),
         }
     }
 }
@@ -243,7 +266,23 @@ impl LoadConfig {
         if self.drain_timeout.is_zero() || self.op_timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
-        Ok(())
+        roles::check(&Shape {
+            roles: self.roles,
+            partitioning: self.partitioning,
+            producers: self.producers,
+            consumers: self.consumers,
+            partitions: self.partitions,
+            timed: matches!(self.stop, Stop::Duration(_)),
+            paced: matches!(self.mode, Mode::OpenLoop { .. }),
+        })
+        .map_err(ConfigError::Roles)
+    }
+
+    /// The partition of producer `producer`'s `batch`-th batch (see the
+    /// partitioning rules on [`LoadConfig`]).
+    pub fn partition_of(&self, producer: u32, batch: u64) -> u32 {
+        self.partitioning
+            .partition(producer, batch, self.partitions)
     }
 
     /// The config that runs `workload`: its actors, partitions, sizes,
@@ -255,7 +294,10 @@ impl LoadConfig {
     ///   faults are not measured;
     /// - a poll asks for `batch` messages, and at least the default 100, so
     ///   consumers can keep up with producers of small batches;
-    /// - timeouts are the defaults.
+    /// - timeouts are the defaults;
+    /// - roles and partitioning are the workload's: for consumers alone, the
+    ///   producers fill the topic with `messages` plus the warmup, and the
+    ///   consumers' first tenth read is the warmup.
     ///
     /// The fsync policy is not here: it is the target's (start the target
     /// with `workload.fsync`), not the load's.
@@ -284,6 +326,8 @@ impl LoadConfig {
                     messages_per_s,
                 }),
             seed: workload.seed,
+            roles: workload.roles,
+            partitioning: workload.partitioning,
             ..defaults
         };
         config.validate()?;
@@ -325,6 +369,29 @@ impl LoadConfig {
         Some(total / producers + extra)
     }
 
+    /// What the run's figures are, in words, for the foot of a table: which
+    /// actors were measured and what one latency sample is.
+    pub fn roles_reading(&self) -> String {
+        match self.roles {
+            Roles::Both => format!(
+                "producer latency per batch of {}, send to acknowledgement; consumer latency \
+                 per poll; end-to-end per message, send to read",
+                self.batch
+            ),
+            Roles::Producers => format!(
+                "producers alone: latency per batch of {}, send to acknowledgement; nothing \
+                 is read back",
+                self.batch
+            ),
+            Roles::Consumers => format!(
+                "consumers alone over a pre-filled topic (the fill is not measured): a \
+                 latency sample is one poll of up to {} messages, request to answer; no \
+                 end-to-end latency, since every message was sent before the consumers started",
+                self.poll_batch
+            ),
+        }
+    }
+
     /// One line for a table caption: "2 producers, 2 consumers, 2 partitions,
     /// 1024-byte random messages, 100 per batch, closed loop, 200000 messages
     /// after 20000 warmup messages".
@@ -346,10 +413,25 @@ impl LoadConfig {
             Some(size) => format!("{size}-byte"),
             None => self.message_size.to_string(),
         };
+        let roles = match self.roles {
+            Roles::Both => String::new(),
+            Roles::Producers => "producers alone: ".to_string(),
+            Roles::Consumers => format!(
+                "consumers alone over a topic pre-filled by {} producers (unmeasured): ",
+                self.producers
+            ),
+        };
+        let (producers, pinned) = match (self.roles, self.partitioning) {
+            (Roles::Consumers, _) => (String::new(), ""),
+            (_, Partitioning::Pinned) => (
+                format!("{} producers, ", self.producers),
+                " (each producer pinned to one)",
+            ),
+            (_, Partitioning::RoundRobin) => (format!("{} producers, ", self.producers), ""),
+        };
         format!(
-            "{} producers, {} consumers, {} partitions, {sizes} {} messages, {} per batch, \
-             {mode}, {stop} after {warmup}",
-            self.producers,
+            "{roles}{producers}{} consumers, {} partitions{pinned}, {sizes} {} messages, \
+             {} per batch, {mode}, {stop} after {warmup}",
             self.consumers,
             self.partitions,
             self.payload.name(),
@@ -433,7 +515,90 @@ mod tests {
             );
             assert_eq!(config.batch, workload.batch, "{name}");
             assert!(config.poll_batch >= config.batch, "{name}");
+            assert_eq!(
+                (config.roles, config.partitioning),
+                (workload.roles, workload.partitioning),
+                "{name}"
+            );
         }
+    }
+
+    #[test]
+    fn pinned_producers_keep_to_their_partition_round_robin_ones_move_on() {
+        let pinned = LoadConfig {
+            producers: 3,
+            partitions: 3,
+            partitioning: Partitioning::Pinned,
+            ..LoadConfig::default()
+        };
+        let batches = |config: &LoadConfig, producer| -> Vec<u32> {
+            (0..4).map(|j| config.partition_of(producer, j)).collect()
+        };
+        assert_eq!(batches(&pinned, 2), vec![2, 2, 2, 2]);
+        let spread = LoadConfig {
+            partitioning: Partitioning::RoundRobin,
+            ..pinned.clone()
+        };
+        assert_eq!(batches(&spread, 2), vec![2, 0, 1, 2]);
+        assert!(pinned.summary().contains("each producer pinned"));
+    }
+
+    #[test]
+    fn roles_that_do_not_fit_the_run_are_refused_by_name() {
+        let producers_alone = LoadConfig {
+            roles: Roles::Producers,
+            ..LoadConfig::default()
+        };
+        let error = producers_alone.validate().unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::Roles(RolesError::ConsumersInProducersRun(2))
+        );
+        assert!(error.to_string().contains("consumers must be 0"), "{error}");
+        let fixed = LoadConfig {
+            consumers: 0,
+            ..producers_alone
+        };
+        assert_eq!(fixed.validate(), Ok(()));
+        assert!(
+            fixed.summary().starts_with("producers alone"),
+            "{}",
+            fixed.summary()
+        );
+        let consumers_timed = LoadConfig {
+            roles: Roles::Consumers,
+            stop: Stop::Duration(Duration::from_secs(1)),
+            ..LoadConfig::default()
+        };
+        assert_eq!(
+            consumers_timed.validate(),
+            Err(ConfigError::Roles(RolesError::ConsumersAloneNeedCount(
+                "duration"
+            )))
+        );
+        let consumers_paced = LoadConfig {
+            roles: Roles::Consumers,
+            mode: Mode::OpenLoop { messages_per_s: 10 },
+            ..LoadConfig::default()
+        };
+        assert_eq!(
+            consumers_paced.validate(),
+            Err(ConfigError::Roles(RolesError::ConsumersAloneNeedCount(
+                "rate"
+            )))
+        );
+    }
+
+    #[test]
+    fn results_written_before_roles_still_read_as_both_round_robin() {
+        let mut json = serde_json::to_value(LoadConfig::default()).unwrap();
+        assert_eq!(json["roles"], "both");
+        assert_eq!(json["partitioning"], "round-robin");
+        let object = json.as_object_mut().unwrap();
+        object.remove("roles");
+        object.remove("partitioning");
+        let read: LoadConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(read, LoadConfig::default());
     }
 
     #[test]

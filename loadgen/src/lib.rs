@@ -10,7 +10,10 @@
 //!
 //! - [`target`]: the interface a stage's adapter implements ([`Target`],
 //!   [`Connection`]); the run knows nothing else about a stage;
-//! - [`config`]: what a run does ([`LoadConfig`]), checked before it starts;
+//! - [`config`]: what a run does ([`LoadConfig`]), checked before it starts:
+//!   who is measured ([`Roles`]: both sides, producers alone, or consumers
+//!   alone over a topic filled first) and how producers spread over
+//!   partitions ([`Partitioning`]: round-robin or pinned);
 //! - [`mod@run`]: the run itself, closed or open loop, with warmup and drain;
 //! - [`error`]: why a run failed ([`LoadError`]), naming the actor and partition;
 //! - [`histogram`]: one HdrHistogram per actor, merged, never averaged;
@@ -28,7 +31,8 @@
 //! - every sample started before the warmup ended is discarded, from latency
 //!   and throughput alike;
 //! - with consumers, a run succeeds only if every acknowledged message was
-//!   read back exactly once, in offset order, with its bytes intact;
+//!   read back exactly once, in offset order, with its bytes intact (when
+//!   consumers run alone: every message the topic was filled with);
 //! - a run ends: every operation has a timeout, and so does the drain.
 //!
 //! Deliberate simplifications against a production tool (Iggy's `iggy-bench`,
@@ -66,6 +70,7 @@ pub use kafka::{Acks, KafkaConnection, KafkaTarget};
 pub use memory::MemoryTarget;
 pub use remote::{Handshake, RemoteConnection, RemoteTarget};
 pub use report::{Figures, LoadResults, Side, progress_bar};
+pub use rivulet_datasets::{Partitioning, Roles};
 pub use run::{Histograms, RunOutcome, run, run_blocking};
 pub use target::{Connection, Polled, Target};
 

@@ -75,7 +75,8 @@ impl Side {
 /// Every figure of a run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Figures {
-    /// Producers: send to acknowledgement, per batch.
+    /// Producers: send to acknowledgement, per batch. Empty when consumers
+    /// run alone (the fill is not measured).
     pub producer: Side,
     /// Consumers: poll round trip, per poll that returned messages. Its
     /// throughput counts every message returned by a poll started after the
@@ -83,12 +84,15 @@ pub struct Figures {
     /// includes catching up with a backlog.
     pub consumer: Side,
     /// Payload timestamp to the end of the poll that read it, per message.
+    /// Empty (count 0) when consumers run alone: their messages were all
+    /// sent before they started, so send to read says nothing about them.
     pub end_to_end: Percentiles,
     /// Open loop only: how late the generator sent each batch after its
     /// intended time. Near the producer latency, it means the generator was
     /// the bottleneck.
     pub send_lag: Option<Percentiles>,
-    /// Messages acknowledged, warmup included.
+    /// Messages acknowledged, warmup included (when consumers run alone:
+    /// the messages the topic was filled with).
     pub produced: u64,
     /// Messages read back, warmup included (equal to `produced` when there
     /// are consumers: the run fails otherwise).
@@ -227,10 +231,10 @@ impl LoadResults {
         out.push('\n');
         let _ = writeln!(
             out,
-            "produced {} · consumed {} (warmup included) · {} empty polls · \
-             producer latency per batch of {}, consumer per poll, end-to-end per message",
-            figures.produced, figures.consumed, figures.empty_polls, self.config.batch
+            "produced {} · consumed {} (warmup included) · {} empty polls",
+            figures.produced, figures.consumed, figures.empty_polls
         );
+        let _ = writeln!(out, "{}", self.config.roles_reading());
         out
     }
 }

@@ -13,6 +13,25 @@
 //!    and the run fails with a [`LoadError::Shortfall`]. A run never hangs:
 //!    every produce and poll is also bounded by `op_timeout`.
 //!
+//! ## Roles
+//!
+//! Producers alone ([`Roles::Producers`]) is the run above with no consumer.
+//! Consumers alone ([`Roles::Consumers`]) runs in two parts instead:
+//! 1. the fill: every producer sends its whole quota (the measured count plus
+//!    the warmup), closed loop, recording nothing;
+//! 2. the consumers start on the full topic and are measured alone: the
+//!    warmup is the first messages *read* (or the first span of time after
+//!    they start), and a latency sample is one poll's round trip. Send to read
+//!    would measure how long a message sat in the topic, so end-to-end latency
+//!    is not recorded. The drain bound becomes a bound on silence: the run
+//!    fails once a consumer has read nothing for `drain_timeout`, however long
+//!    reading everything takes.
+//!
+//! Rejected: a separate "consumer run" over a topic some earlier run left
+//! behind (iggy-bench's way). It needs the target to keep its data between
+//! runs, which the started servers do not, and it could not check that every
+//! message was read back exactly once.
+//!
 //! ## Closed loop, open loop, and coordinated omission
 //!
 //! In the closed loop a producer sends its next batch when the previous one is
@@ -39,12 +58,15 @@
 //! it is reported separately as the send lag: when the lag's percentiles are
 //! near the latency's, the figures describe the load generator, not the target.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
+use rivulet_datasets::Roles;
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::clock::Clock;
@@ -102,7 +124,8 @@ pub struct Histograms {
     pub producer: Histogram<u64>,
     /// Poll round trip, one sample per poll that returned messages.
     pub consumer: Histogram<u64>,
-    /// Payload timestamp to the end of the poll that read it, one sample per message.
+    /// Payload timestamp to the end of the poll that read it, one sample per
+    /// message; empty when consumers run alone (see the module docs).
     pub end_to_end: Histogram<u64>,
     /// Open loop only: actual send minus intended send, one sample per batch.
     pub send_lag: Histogram<u64>,
@@ -123,6 +146,9 @@ struct Shared {
     measure_from: AtomicU64,
     /// Messages acknowledged so far, all producers.
     acked: AtomicU64,
+    /// Messages read so far, all consumers: the warmup's count when
+    /// consumers run alone.
+    read: AtomicU64,
     /// Messages acknowledged per partition. Consumers read these only after
     /// the producers have been joined (`producers_done` set), which orders
     /// every increment before the read, so `Relaxed` is enough.
@@ -148,8 +174,20 @@ impl Shared {
 
     /// Ends a warmup by message count once `acked_total` reaches it.
     fn note_acked(&self, acked_total: u64, now_ns: u64) {
+        self.note_count(acked_total, now_ns);
+    }
+
+    /// Consumers alone: ends a warmup by message count once `read_total`
+    /// messages have been read, as `note_acked` does for producers.
+    fn note_read(&self, read_total: u64, now_ns: u64) {
+        if self.config.roles == Roles::Consumers {
+            self.note_count(read_total, now_ns);
+        }
+    }
+
+    fn note_count(&self, total: u64, now_ns: u64) {
         if let Warmup::Messages(warmup) = self.config.warmup
-            && acked_total >= warmup
+            && total >= warmup
         {
             // Only the first crossing sets it; later ones find it set.
             let _ = self.measure_from.compare_exchange(
@@ -258,89 +296,187 @@ pub async fn run<T: Target>(
 
     let clock = Clock::start();
     let start_ns = clock.now_ns();
-    let measure_from = match config.warmup {
-        Warmup::None | Warmup::Messages(0) => start_ns,
-        Warmup::Messages(_) => UNSET,
-        Warmup::Duration(duration) => start_ns.saturating_add(nanos(duration)),
-    };
     let shared = Arc::new(Shared {
         config: config.clone(),
         clock,
         start_ns,
-        measure_from: AtomicU64::new(measure_from),
+        measure_from: AtomicU64::new(UNSET),
         acked: AtomicU64::new(0),
+        read: AtomicU64::new(0),
         produced: (0..config.partitions).map(|_| AtomicU64::new(0)).collect(),
         producers_done: OnceLock::new(),
         abort: AtomicBool::new(false),
         progress: progress.clone(),
     });
-
-    let producer_tasks: Vec<_> = (0..)
-        .zip(producers)
-        .map(|(id, (connection, pool))| {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let result = produce(connection, id, pool, &shared).await;
-                if result.is_err() {
-                    shared.abort();
-                }
-                result
-            })
-        })
-        .collect();
-    let consumer_tasks: Vec<_> = (0..)
-        .zip(consumers)
-        .map(|(id, connection)| {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let result = consume(connection, id, &shared).await;
-                if result.is_err() {
-                    shared.abort();
-                }
-                result
-            })
-        })
-        .collect();
-
     // The first error is the cause; the actors that stopped because of it
     // return what they had, which is then discarded.
     let mut first_error = None;
-    let mut producer_reports = Vec::new();
-    for (id, task) in (0..).zip(producer_tasks) {
-        match task.await {
-            Ok(Ok(report)) => producer_reports.push(report),
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(_) => {
-                shared.abort();
-                first_error.get_or_insert(LoadError::Panicked {
-                    actor: Actor::Producer(id),
-                });
-            }
+    let (producer_reports, consumer_reports) = if config.roles == Roles::Consumers {
+        // Every message is written before any consumer starts; measuring
+        // (and its warmup) starts with the consumers.
+        let fill = spawn_each(
+            producers,
+            &shared,
+            |(connection, pool), id, shared| async move { fill(connection, id, pool, &shared).await },
+        );
+        join_each(fill, Actor::Producer, &shared, &mut first_error).await;
+        if let Some(error) = first_error {
+            progress.finish_and_clear();
+            return Err(error);
         }
-    }
-    let _ = shared.producers_done.set(Instant::now());
-    let mut consumer_reports = Vec::new();
-    for (id, task) in (0..).zip(consumer_tasks) {
-        match task.await {
-            Ok(Ok(report)) => consumer_reports.push(report),
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(_) => {
-                shared.abort();
-                first_error.get_or_insert(LoadError::Panicked {
-                    actor: Actor::Consumer(id),
-                });
-            }
-        }
-    }
+        let _ = shared.producers_done.set(Instant::now());
+        start_measuring(&shared);
+        let consumers = spawn_each(consumers, &shared, consume_task);
+        let consumer_reports =
+            join_each(consumers, Actor::Consumer, &shared, &mut first_error).await;
+        (Vec::new(), consumer_reports)
+    } else {
+        start_measuring(&shared);
+        let producers = spawn_each(
+            producers,
+            &shared,
+            |(connection, pool), id, shared| async move { produce(connection, id, pool, &shared).await },
+        );
+        let consumers = spawn_each(consumers, &shared, consume_task);
+        let producer_reports =
+            join_each(producers, Actor::Producer, &shared, &mut first_error).await;
+        let _ = shared.producers_done.set(Instant::now());
+        let consumer_reports =
+            join_each(consumers, Actor::Consumer, &shared, &mut first_error).await;
+        (producer_reports, consumer_reports)
+    };
     progress.finish_and_clear();
     if let Some(error) = first_error {
         return Err(error);
     }
     summarize(&shared, &producer_reports, &consumer_reports)
+}
+
+async fn consume_task<C: Connection>(
+    connection: C,
+    id: u32,
+    shared: Arc<Shared>,
+) -> Result<ConsumerReport, LoadError> {
+    consume(connection, id, &shared).await
+}
+
+/// Spawns `body` for each actor (a Tokio task each, numbered from 0); an
+/// actor that fails tells the others to stop.
+fn spawn_each<A, R, F, Fut>(
+    actors: Vec<A>,
+    shared: &Arc<Shared>,
+    body: F,
+) -> Vec<JoinHandle<Result<R, LoadError>>>
+where
+    F: Fn(A, u32, Arc<Shared>) -> Fut,
+    Fut: Future<Output = Result<R, LoadError>> + Send + 'static,
+    R: Send + 'static,
+{
+    (0..)
+        .zip(actors)
+        .map(|(id, actor)| {
+            let task = body(actor, id, Arc::clone(shared));
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                let result = task.await;
+                if result.is_err() {
+                    shared.abort();
+                }
+                result
+            })
+        })
+        .collect()
+}
+
+/// Waits for every task of [`spawn_each`]; the first error found goes to
+/// `first_error` unless one is there already, and a panic is reported as
+/// the actor's (`actor` names it from its number).
+async fn join_each<R>(
+    tasks: Vec<JoinHandle<Result<R, LoadError>>>,
+    actor: fn(u32) -> Actor,
+    shared: &Shared,
+    first_error: &mut Option<LoadError>,
+) -> Vec<R> {
+    let mut reports = Vec::new();
+    for (id, task) in (0..).zip(tasks) {
+        match task.await {
+            Ok(Ok(report)) => reports.push(report),
+            Ok(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            Err(_) => {
+                shared.abort();
+                first_error.get_or_insert(LoadError::Panicked { actor: actor(id) });
+            }
+        }
+    }
+    reports
+}
+
+/// Sets when measuring starts, by the warmup: now, at a count (set later,
+/// by the actor whose count crosses it), or after a span from now. Called
+/// when the measured actors start: with the producers, or after the fill
+/// when consumers run alone.
+fn start_measuring(shared: &Shared) {
+    let now_ns = shared.clock.now_ns();
+    let from = match shared.config.warmup {
+        Warmup::None | Warmup::Messages(0) => now_ns,
+        Warmup::Messages(_) => return,
+        Warmup::Duration(duration) => now_ns.saturating_add(nanos(duration)),
+    };
+    shared.measure_from.store(from, Ordering::Release);
+}
+
+/// One producer's share of the fill: its quota, in its batches, to its
+/// partitions, each batch stamped with its send time (so the consumers can
+/// still check every timestamp is one this run wrote).
+async fn fill<C: Connection>(
+    mut connection: C,
+    id: u32,
+    mut pool: BatchPool,
+    shared: &Shared,
+) -> Result<(), LoadError> {
+    let config = &shared.config;
+    // `validate` refuses a timed consumers-alone run, so there is a quota.
+    let quota = config.producer_quota(id).unwrap_or(0);
+    let batch = u64::from(config.batch);
+    let mut sent = 0;
+    let mut j = 0;
+    while sent < quota && !shared.aborted() {
+        let len = (quota - sent).min(batch);
+        let partition = config.partition_of(id, j);
+        let payloads = pool.next_batch(len as usize, shared.clock.now_ns());
+        send(&mut connection, id, partition, payloads, config).await?;
+        shared.produced[partition as usize].fetch_add(len, Ordering::Relaxed);
+        sent += len;
+        j += 1;
+    }
+    Ok(())
+}
+
+/// One produce, bounded by `op_timeout`, its failure named.
+async fn send<C: Connection>(
+    connection: &mut C,
+    producer: u32,
+    partition: u32,
+    payloads: &[Vec<u8>],
+    config: &LoadConfig,
+) -> Result<(), LoadError> {
+    match timeout(config.op_timeout, connection.produce(partition, payloads)).await {
+        Err(_) => Err(LoadError::Timeout {
+            actor: Actor::Producer(producer),
+            partition,
+            after: config.op_timeout,
+        }),
+        Ok(Err(source)) => Err(LoadError::Produce {
+            producer,
+            partition,
+            source,
+        }),
+        // The first offset is not checked here: with several producers on
+        // a partition, only a reader can tell whether offsets are dense.
+        Ok(Ok(_first_offset)) => Ok(()),
+    }
 }
 
 /// What one producer measured.
@@ -398,30 +534,11 @@ async fn produce<C: Connection>(
         let sent_ns = shared.clock.now_ns();
         // Latency is measured from here: the intended time in the open loop.
         let started_ns = intended_ns.unwrap_or(sent_ns);
-        let partition = ((u64::from(id) + j) % u64::from(config.partitions)) as u32;
+        let partition = config.partition_of(id, j);
         let payloads = pool.next_batch(len as usize, started_ns);
         let bytes: u64 = payloads.iter().map(|p| p.len() as u64).sum();
-        let acked = timeout(config.op_timeout, connection.produce(partition, payloads)).await;
+        send(&mut connection, id, partition, payloads, config).await?;
         let acked_ns = shared.clock.now_ns();
-        match acked {
-            Err(_) => {
-                return Err(LoadError::Timeout {
-                    actor: Actor::Producer(id),
-                    partition,
-                    after: config.op_timeout,
-                });
-            }
-            Ok(Err(source)) => {
-                return Err(LoadError::Produce {
-                    producer: id,
-                    partition,
-                    source,
-                });
-            }
-            // The first offset is not checked here: with several producers on
-            // a partition, only a reader can tell whether offsets are dense.
-            Ok(Ok(_first_offset)) => {}
-        }
         sent += len;
         shared.produced[partition as usize].fetch_add(len, Ordering::Relaxed);
         shared.progress.inc(len);
@@ -494,8 +611,12 @@ async fn consume<C: Connection>(
         empty_polls: 0,
     };
     let mut idle_rounds = 0u32;
+    let alone = config.roles == Roles::Consumers;
+    // Consumers alone: when this consumer last read something (the drain
+    // bound is on silence then, see the module docs).
+    let mut last_read = Instant::now();
     while !shared.aborted() {
-        if let Some(done) = shared.producers_done.get() {
+        if let Some(&done) = shared.producers_done.get() {
             let mut short = None;
             for (&partition, &consumed) in owned.iter().zip(&next) {
                 let produced = shared.produced[partition as usize].load(Ordering::Relaxed);
@@ -513,7 +634,8 @@ async fn consume<C: Connection>(
             let Some((partition, produced, consumed)) = short else {
                 break;
             };
-            if done.elapsed() > config.drain_timeout {
+            let waiting_since = if alone { done.max(last_read) } else { done };
+            if waiting_since.elapsed() > config.drain_timeout {
                 return Err(LoadError::Shortfall {
                     partition,
                     produced,
@@ -581,10 +703,17 @@ async fn consume<C: Connection>(
                         offset: message.offset,
                         timestamp_ns: payload::timestamp(&message.payload).unwrap_or(0),
                     })?;
-                if shared.is_measured(sent_ns) {
+                if !alone && shared.is_measured(sent_ns) {
                     record(&mut report.end_to_end, polled_ns - sent_ns);
                 }
                 *next += 1;
+            }
+            if alone {
+                let count = messages.len() as u64;
+                let read_total = shared.read.fetch_add(count, Ordering::AcqRel) + count;
+                shared.note_read(read_total, polled_ns);
+                shared.progress.inc(count);
+                last_read = Instant::now();
             }
             if shared.is_measured(started_ns) {
                 record(&mut report.poll, polled_ns - started_ns);

@@ -54,8 +54,8 @@ impl Stage6Target {
         })
     }
 
-    /// Starts a broker with every switch at its default (a shard per core,
-    /// pinned, Direct I/O, compio's driver choice) and `shards` shards.
+    /// Starts a broker with every switch at its default (not pinned, Direct
+    /// I/O, compio's driver choice) but `shards` shards.
     pub fn start(fsync: FsyncPolicy, shards: usize) -> anyhow::Result<Stage6Target> {
         let config = ServerConfig {
             shards,

@@ -9,6 +9,15 @@
 //! `LoadConfig::from_workload`, as the ladder does; flags given explicitly
 //! still win.
 //!
+//! `--roles producers` measures producers alone (no consumer connects: the
+//! consumer count becomes 0 unless `--consumers` says otherwise, which is
+//! then an error); `--roles consumers` measures consumers alone over a topic
+//! the producers fill first, unmeasured, with `--messages` plus the warmup
+//! (a latency sample is then one poll). `--partitioning pinned` keeps each
+//! producer on a partition of its own. The named workloads in `datasets/`
+//! copy iggy-bench's and OpenMessaging Benchmark's runs this way
+//! (`--workload iggy-pinned-consumer`, `--workload omb-1-topic-16-partitions-1kb`...).
+//!
 //! `--target stage3`, `stage4`, `stage5` or `stage6` drives that stage's
 //! server: one it starts on 127.0.0.1, or a running one given with `--addr`
 //! (for stage 6, `--server-threads` is its shard count). Adding a target
@@ -29,7 +38,7 @@ use bench::loadgen::{
 use bench::machine::Machine;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
-use rivulet_datasets::{MessageSize, PayloadKind, Workload};
+use rivulet_datasets::{MessageSize, Partitioning, PayloadKind, Roles, Workload};
 use stage2_batching::FsyncPolicy;
 
 /// What to drive.
@@ -45,6 +54,45 @@ enum TargetKind {
     Stage5,
     /// Stage 6's broker: thread-per-core shards on compio, Direct I/O segments.
     Stage6,
+}
+
+/// Who is measured (`rivulet_datasets::Roles`, as a flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RolesArg {
+    /// Producers and consumers at once; end-to-end latency measured.
+    Both,
+    /// Producers alone: nothing is read back (consumers default to 0).
+    Producers,
+    /// Consumers alone, over a topic the producers fill first (unmeasured).
+    Consumers,
+}
+
+impl From<RolesArg> for Roles {
+    fn from(roles: RolesArg) -> Roles {
+        match roles {
+            RolesArg::Both => Roles::Both,
+            RolesArg::Producers => Roles::Producers,
+            RolesArg::Consumers => Roles::Consumers,
+        }
+    }
+}
+
+/// How producers spread over partitions (`rivulet_datasets::Partitioning`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PartitioningArg {
+    /// Producer i sends its j-th batch to partition (i + j) % partitions.
+    RoundRobin,
+    /// Producer i sends every batch to partition i (producers >= partitions).
+    Pinned,
+}
+
+impl From<PartitioningArg> for Partitioning {
+    fn from(partitioning: PartitioningArg) -> Partitioning {
+        match partitioning {
+            PartitioningArg::RoundRobin => Partitioning::RoundRobin,
+            PartitioningArg::Pinned => Partitioning::Pinned,
+        }
+    }
 }
 
 /// Drives a Rivulet target with producers and consumers and reports
@@ -69,9 +117,20 @@ struct Cli {
     server_threads: usize,
     /// Take the run from `datasets/<NAME>.toml`: sizes, payload kind,
     /// producers, consumers, partitions, batch, messages or duration, rate,
-    /// seed and fsync policy (flags given explicitly still win).
+    /// seed, roles, partitioning and fsync policy (flags given explicitly
+    /// still win). Named copies of other tools' runs: iggy-pinned-producer,
+    /// iggy-pinned-consumer, iggy-balanced, omb-1-topic-16-partitions-1kb.
     #[arg(long, value_name = "NAME")]
     workload: Option<String>,
+    /// Who is measured: both sides at once, producers alone, or consumers
+    /// alone over a topic filled first (unmeasured) with --messages plus the
+    /// warmup [default: both, or the workload's].
+    #[arg(long, value_enum)]
+    roles: Option<RolesArg>,
+    /// How producers spread over partitions [default: round-robin, or the
+    /// workload's].
+    #[arg(long, value_enum)]
+    partitioning: Option<PartitioningArg>,
     /// Producer tasks, one connection and one request in flight each.
     #[arg(long, default_value_t = LoadConfig::default().producers)]
     producers: u32,
@@ -161,11 +220,25 @@ impl Cli {
         workload: Option<&Workload>,
     ) -> Result<LoadConfig, ConfigError> {
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-        let flags = self.flag_config();
+        let mut flags = self.flag_config();
         let Some(workload) = workload else {
+            // Producers alone read nothing: the default consumer count
+            // yields to the role, an explicit one is kept (and refused).
+            if flags.roles == Roles::Producers && !given("consumers") {
+                flags.consumers = 0;
+            }
             return Ok(flags);
         };
         let mut edited = workload.clone();
+        if let Some(roles) = self.roles {
+            edited.roles = roles.into();
+            if edited.roles == Roles::Producers && !given("consumers") {
+                edited.consumers = 0;
+            }
+        }
+        if let Some(partitioning) = self.partitioning {
+            edited.partitioning = partitioning.into();
+        }
         let counts = [
             ("producers", self.producers, &mut edited.producers),
             ("consumers", self.consumers, &mut edited.consumers),
@@ -235,6 +308,10 @@ impl Cli {
             seed: self.seed,
             drain_timeout: self.drain_timeout,
             op_timeout: self.op_timeout,
+            roles: self.roles.map_or(Roles::Both, Roles::from),
+            partitioning: self
+                .partitioning
+                .map_or(Partitioning::RoundRobin, Partitioning::from),
         }
     }
 

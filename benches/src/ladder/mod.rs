@@ -13,6 +13,19 @@
 //! that bounds it: Direct I/O writes of 1 MiB for storage, loopback TCP for the
 //! network. One run writes one results file,
 //! `benches/results/<profile>/ladder-<workload>.json`.
+//!
+//! Two workloads, because one cannot show every gain: `quick` sends one
+//! message per request, so every network rung is a sequence of round trips
+//! and the stages come out close together; `throughput` sends batches of
+//! 1000, so a round trip is shared by a thousand messages and what each stage
+//! does with the bytes shows. The `ladder` binary runs both by default.
+//!
+//! With [`Options::noisy`], two more network rungs run stages 5 and 6 again
+//! beside a noisy neighbour ([`crate::noisy`]): a thread spinning on a stated
+//! core, recorded in each of those rungs (`noisy_core`). Stage 6 runs with its
+//! defaults (a shard per core but one, not pinned: the talk's pinned shard per
+//! core is the ablation's to measure), so the pair shows whether those
+//! defaults hold up when a core is not the broker's alone.
 
 pub mod limits;
 pub mod network;
@@ -67,6 +80,21 @@ pub struct Rung {
     /// Network rungs: from a message's send to its consumer reading it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_to_end: Option<Percentiles>,
+    /// The core a noisy neighbour (a thread spinning there) kept busy while
+    /// this rung ran; absent for a rung that had the machine to itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noisy_core: Option<usize>,
+}
+
+impl Rung {
+    /// The rung's name in tables and charts: `stage5`, or
+    /// `stage5, noisy core 1` beside a noisy neighbour.
+    pub fn name(&self) -> String {
+        match self.noisy_core {
+            Some(core) => format!("{}, noisy core {core}", self.stage),
+            None => self.stage.clone(),
+        }
+    }
 }
 
 /// One ladder run, as written to its results file.
@@ -84,6 +112,10 @@ pub struct LadderResults {
     pub workload_description: String,
     /// The run's shape, as words ("1 producer, batches of 1, fsync every-batch").
     pub plan: String,
+    /// The workload as run, every key (absent from files written before it
+    /// was recorded): what the results page reads the batch size from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_file: Option<Workload>,
     /// The machine's limits, measured in the same run.
     pub limits: Limits,
     /// The stages, in ladder order.
@@ -101,7 +133,25 @@ pub struct Options {
     pub limit_sizes: Sizes,
     /// Worker threads of each server started for a network rung.
     pub server_threads: usize,
+    /// Run stages 5 and 6 over the network once more beside a CPU hog on
+    /// this core ([`crate::noisy`]); `None` for no such rungs.
+    pub noisy: Option<usize>,
 }
+
+/// One rung to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The stage.
+    pub stage: &'static str,
+    /// Its ladder.
+    pub ladder: Ladder,
+    /// The core of a noisy neighbour beside it, if any.
+    pub noisy_core: Option<usize>,
+}
+
+/// The stages run beside a noisy neighbour: the last two network rungs, so
+/// the pair shows stage 6's defaults against stage 5 there too.
+pub const NOISY_STAGES: [&str; 2] = ["stage5", "stage6"];
 
 /// The rungs, in order: storage first, then network.
 pub const RUNGS: [(&str, Ladder); 8] = [
@@ -114,6 +164,24 @@ pub const RUNGS: [(&str, Ladder); 8] = [
     ("stage5", Ladder::Network),
     ("stage6", Ladder::Network),
 ];
+
+/// Every rung `options` asks for, in order: [`RUNGS`], then the noisy
+/// neighbour's network rungs if [`Options::noisy`] names a core.
+pub fn steps(options: &Options) -> Vec<Step> {
+    let plain = RUNGS.iter().map(|&(stage, ladder)| Step {
+        stage,
+        ladder,
+        noisy_core: None,
+    });
+    let noisy = options.noisy.into_iter().flat_map(|core| {
+        NOISY_STAGES.iter().map(move |&stage| Step {
+            stage,
+            ladder: Ladder::Network,
+            noisy_core: Some(core),
+        })
+    });
+    plain.chain(noisy).collect()
+}
 
 // ANCHOR: run
 /// Measures the limits, then every rung; `step` is told each step's name.
@@ -139,16 +207,25 @@ pub fn run(options: &Options, mut step: impl FnMut(&str)) -> anyhow::Result<Ladd
 
     let messages = storage::messages(workload, &plan);
     let mut rungs = Vec::new();
-    for (stage, ladder) in RUNGS {
-        step(stage);
+    for Step {
+        stage,
+        ladder,
+        noisy_core,
+    } in steps(options)
+    {
+        let name = match noisy_core {
+            Some(core) => format!("{stage} beside a noisy neighbour on core {core}"),
+            None => stage.to_string(),
+        };
+        step(&name);
         let rung = match (stage, ladder) {
             ("stage1", Ladder::Storage) => storage::stage1(scratch.path(), &plan, &messages),
             ("stage2", Ladder::Storage) => storage::stage2(scratch.path(), &plan, &messages),
             ("stage5", Ladder::Storage) => storage::stage5(scratch.path(), &plan, &messages),
             ("stage6", Ladder::Storage) => storage::stage6(scratch.path(), &plan, &messages),
-            _ => network::stage(stage, workload, &plan, options.server_threads),
+            _ => network::stage(stage, workload, &plan, options.server_threads, noisy_core),
         };
-        rungs.push(rung.with_context(|| format!("running {stage}"))?);
+        rungs.push(rung.with_context(|| format!("running {name}"))?);
     }
     Ok(LadderResults {
         date: machine::utc_now(),
@@ -167,6 +244,7 @@ pub fn run(options: &Options, mut step: impl FnMut(&str)) -> anyhow::Result<Ladd
             plan.batch,
             plan.fsync.name()
         ),
+        workload_file: Some(workload.clone()),
         limits,
         rungs,
     })
@@ -246,8 +324,12 @@ impl LadderResults {
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
         let mut previous: Option<&Rung> = None;
         for rung in &self.rungs {
+            // A gain compares like with like: the rung before on the same
+            // ladder, in the same condition (alone, or beside the same hog).
             let gain = match previous {
-                Some(before) if before.ladder == rung.ladder => {
+                Some(before)
+                    if before.ladder == rung.ladder && before.noisy_core == rung.noisy_core =>
+                {
                     format!("{:.2}×", rung.messages_per_s / before.messages_per_s)
                 }
                 _ => "".to_string(),
@@ -256,7 +338,7 @@ impl LadderResults {
             let _ = writeln!(
                 out,
                 "| {} | {:?} | {:.0} | {:.1} | {gain} | {:.1}% | {} | {} | {} | {} | {} |",
-                rung.stage,
+                rung.name(),
                 rung.ladder,
                 rung.messages_per_s,
                 rung.mb_per_s,

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use rivulet_datasets::Roles;
+
 use super::{Ladder, LadderResults, Rung};
 use crate::chart::{BarChart, Chart, Series};
 use crate::report::ChartFile;
@@ -40,18 +42,38 @@ pub fn render(profiles: &[String], results: &[LadderResults]) -> (String, Vec<Ch
     (out, charts)
 }
 
+/// What bounds each ladder of `run` and how its rungs beside a noisy
+/// neighbour compare, as paragraphs computed from its own figures: the
+/// results page prints them under the tables, the `ladder` binary under its
+/// own. A file written before the workload was recorded gets the first
+/// paragraph only, worded as it was then.
+pub fn readings(run: &LadderResults) -> Vec<String> {
+    let mut out = Vec::new();
+    out.extend(network_reading(run));
+    out.extend(batched_reading(run));
+    out.extend(noisy_reading(run));
+    out
+}
+
+/// The network rungs that had the machine to itself, with a rate.
+fn alone(run: &LadderResults) -> Vec<&Rung> {
+    run.rungs
+        .iter()
+        .filter(|rung| {
+            rung.ladder == Ladder::Network && rung.noisy_core.is_none() && rung.messages_per_s > 0.0
+        })
+        .collect()
+}
+
 /// What bounds the network ladder, computed from its rungs: each rung's
 /// rate times its median latency is the number of messages it had in
 /// flight on average (Little's law, with the median standing in for the
-/// mean). About one means each producer sent its next request only when
-/// the last was answered, one message at a time: every rung is then a
-/// sequence of round trips, and its rate is about one over its round trip.
+/// mean). About one per producer, with one message per request, means each
+/// producer sent its next request only when the last was answered: every
+/// rung is then a sequence of round trips, and its rate is about the
+/// producers over its round trip.
 fn network_reading(run: &LadderResults) -> Option<String> {
-    let network: Vec<&Rung> = run
-        .rungs
-        .iter()
-        .filter(|rung| rung.ladder == Ladder::Network && rung.messages_per_s > 0.0)
-        .collect();
+    let network = alone(run);
     let slowest = network
         .iter()
         .map(|rung| rung.messages_per_s)
@@ -80,15 +102,168 @@ fn network_reading(run: &LadderResults) -> Option<String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if most < 2.0 {
-        text.push_str(
-            " About one message in flight means one request at a time, each waiting for \
-             its answer: every network rung is then bound by a round trip over loopback \
-             (the client's send, the server's handling of one request, the answer), and \
-             its rate is about one over its median latency. A stage is faster on this \
-             ladder only by shortening that whole trip, of which storing the message is \
-             one part; larger batches or more producers in flight are what would let \
-             the stages' storage tell them apart.",
+    let Some(workload) = &run.workload_file else {
+        if most < 2.0 {
+            text.push_str(ROUND_TRIP_BOUND_THEN);
+        }
+        return Some(text);
+    };
+    let senders = match workload.roles {
+        Roles::Consumers => workload.consumers,
+        Roles::Both | Roles::Producers => workload.producers,
+    }
+    .max(1);
+    if workload.batch == 1 && most < 2.0 * f64::from(senders) {
+        let _ = write!(
+            text,
+            " Each request carries one message, and about one message per {} was in \
+             flight: each sent its next request only when the last was answered. Every \
+             network rung is then bound by a round trip per message over loopback (the \
+             client's send, the server's handling of one request, the answer), and its rate \
+             is about {senders} over its median latency. A stage is faster on this ladder \
+             only by shortening that whole trip, of which storing the message is one part; \
+             the throughput ladder, with batches, is where the stages' storage tells them \
+             apart.",
+            if senders == 1 {
+                "sender"
+            } else {
+                "sender, on average"
+            }
+        );
+    }
+    Some(text)
+}
+
+/// The reading of old results files (no workload recorded), kept word for
+/// word so their page does not change.
+const ROUND_TRIP_BOUND_THEN: &str = " About one message in flight means one request at a time, \
+     each waiting for its answer: every network rung is then bound by a round trip over \
+     loopback (the client's send, the server's handling of one request, the answer), and \
+     its rate is about one over its median latency. A stage is faster on this ladder only \
+     by shortening that whole trip, of which storing the message is one part; larger \
+     batches or more producers in flight are what would let the stages' storage tell them \
+     apart.";
+
+/// With batches, what the rungs measure: the round trip is shared by a
+/// batch, so the bytes' cost shows. Set beside each stage's storage rung
+/// (the same batches and policy in process, no network) and the limits.
+fn batched_reading(run: &LadderResults) -> Option<String> {
+    let workload = run.workload_file.as_ref()?;
+    if workload.batch <= 1 {
+        return None;
+    }
+    let network = alone(run);
+    let fastest = network
+        .iter()
+        .copied()
+        .max_by(|a, b| a.mb_per_s.total_cmp(&b.mb_per_s))?;
+    let batch_bytes: u64 = (0..u64::from(workload.batch))
+        .map(|n| u64::from(workload.size_of(n)))
+        .sum();
+    let mut text = format!(
+        "Each request carries {} messages ({:.0} KiB), so one round trip is shared by {} \
+         messages: the per-request costs that bound a one-message-per-request ladder \
+         (system calls, wake-ups, the loopback hop) are paid once per batch, and what grows \
+         with the bytes is what these rungs measure: copying them (into the request, \
+         through the kernel, into the server) and storing them (a write, and a sync per \
+         batch at fsync {}).",
+        workload.batch,
+        batch_bytes as f64 / 1024.0,
+        workload.batch,
+        workload.fsync.name()
+    );
+    let beside: Vec<String> = network
+        .iter()
+        .filter_map(|rung| {
+            let storage = run.rungs.iter().find(|other| {
+                other.ladder == Ladder::Storage && other.stage == rung.stage && other.mb_per_s > 0.0
+            })?;
+            Some(format!(
+                "{} {:.1} MB/s over the network against {:.1} MB/s appending in process \
+                 ({:.0}%)",
+                rung.stage,
+                rung.mb_per_s,
+                storage.mb_per_s,
+                rung.mb_per_s / storage.mb_per_s * 100.0
+            ))
+        })
+        .collect();
+    if !beside.is_empty() {
+        let _ = write!(
+            text,
+            " Beside the same stage's storage rung (the same batches and policy, no \
+             network): {}.",
+            beside.join("; ")
+        );
+    }
+    let limits = &run.limits;
+    let _ = write!(
+        text,
+        " The fastest network rung, {}, moves {:.1} MB/s: {:.0}% of loopback TCP and {:.0}% \
+         of Direct I/O writes of {} B blocks (a batch's size) then a sync, both measured in \
+         the same run.",
+        fastest.stage,
+        fastest.mb_per_s,
+        fastest.mb_per_s / limits.loopback_tcp_mb_s * 100.0,
+        fastest.mb_per_s / limits.direct_write_mb_s * 100.0,
+        limits.block_size
+    );
+    Some(text)
+}
+
+/// The rungs run beside a noisy neighbour, each against the same stage
+/// alone, and stage 6 against stage 5 in both conditions.
+fn noisy_reading(run: &LadderResults) -> Option<String> {
+    let noisy: Vec<&Rung> = run
+        .rungs
+        .iter()
+        .filter(|rung| rung.noisy_core.is_some() && rung.messages_per_s > 0.0)
+        .collect();
+    let core = noisy.first()?.noisy_core?;
+    let network = alone(run);
+    let find = |rungs: &[&Rung], stage: &str| -> Option<f64> {
+        rungs
+            .iter()
+            .find(|rung| rung.stage == stage)
+            .map(|rung| rung.messages_per_s)
+    };
+    let kept: Vec<String> = noisy
+        .iter()
+        .filter_map(|rung| {
+            let before = find(&network, &rung.stage)?;
+            Some(format!(
+                "{} keeps {:.0}% of its rate alone ({:.0} against {:.0} msg/s)",
+                rung.stage,
+                rung.messages_per_s / before * 100.0,
+                rung.messages_per_s,
+                before
+            ))
+        })
+        .collect();
+    let mut text = format!(
+        "Beside a noisy neighbour (a thread spinning on core {core}, started before the \
+         server and stopped after the run): {}.",
+        kept.join("; ")
+    );
+    if let (Some(five), Some(six), Some(five_noisy), Some(six_noisy)) = (
+        find(&network, "stage5"),
+        find(&network, "stage6"),
+        find(&noisy, "stage5"),
+        find(&noisy, "stage6"),
+    ) {
+        let (alone_ratio, noisy_ratio) = (six / five, six_noisy / five_noisy);
+        let _ = write!(
+            text,
+            " Stage 6 over stage 5: {alone_ratio:.2}× alone, {noisy_ratio:.2}× beside the \
+             neighbour, so stage 6 kept {} of its rate than stage 5 did. Stage 6 runs \
+             with its defaults, a shard per core but one and none pinned, so the kernel \
+             can move it off the busy core, as it moves stage 5's threads (the ablation \
+             measures the talk's pinned setting beside the same neighbour).",
+            if noisy_ratio >= alone_ratio {
+                "more"
+            } else {
+                "less"
+            }
         );
     }
     Some(text)
@@ -107,7 +282,7 @@ fn section(out: &mut String, charts: &mut Vec<ChartFile>, run: &LadderResults) {
     );
     let _ = writeln!(out, "{}", run.limits_table());
     let _ = writeln!(out, "{}", run.table());
-    if let Some(reading) = network_reading(run) {
+    for reading in readings(run) {
         let _ = writeln!(out, "{reading}\n");
     }
     let stem = format!("ladder-{}-{}", run.machine.profile, run.workload);
@@ -156,5 +331,5 @@ fn section(out: &mut String, charts: &mut Vec<ChartFile>, run: &LadderResults) {
 }
 
 fn label(rung: &Rung) -> String {
-    format!("{} ({:?})", rung.stage, rung.ladder).to_lowercase()
+    format!("{} ({:?})", rung.name(), rung.ladder).to_lowercase()
 }

@@ -218,5 +218,6 @@ fn rung(
         mb_per_s: bytes as f64 / seconds / 1e6,
         latency,
         end_to_end: None,
+        noisy_core: None,
     }
 }
