@@ -1,10 +1,13 @@
 //! Stage 6's ablation, over loopback with the load generator, in one run:
-//! stage 5 and stage 6 on the same workload (on every core beside the load
-//! generator, then each on half the cores and the load generator on the
-//! others), then stage 6 with one switch off at a time (Direct I/O,
-//! pinning, all cores versus one shard, io_uring versus polling), beside the
-//! machine's raw limits measured in the same run
-//! (`bench::ladder::limits::measure`: loopback TCP, direct writes and reads).
+//! stage 5 and stage 6 with its defaults on the same workload (on every core
+//! beside the load generator, then each on half the cores and the load
+//! generator on the others), stage 6 in the talk's setting (a shard per
+//! core, pinned), then stage 6 with one switch changed at a time (Direct I/O,
+//! pinning, a shard per core, io_uring versus polling), and last stage 5,
+//! stage 6 and the talk's setting beside a noisy neighbour (a CPU hog the
+//! bench starts on a stated core, `bench::noisy`), beside the machine's raw
+//! limits measured in the same run (`bench::ladder::limits::measure`:
+//! loopback TCP, direct writes and reads).
 //!
 //! `cargo bench -p bench --bench stage6_ablation` writes
 //! `benches/results/<profile>/stage6_ablation.json`; under `cargo test` it
@@ -14,6 +17,7 @@ use bench::adapters::stage5::Stage5Target;
 use bench::adapters::stage6::Stage6Target;
 use bench::ladder::limits::{Limits, Sizes, measure};
 use bench::loadgen::{Figures, LoadConfig, Stop, Warmup, run};
+use bench::noisy::{NoisyNeighbour, last_core};
 use bench::results::{Row, RowKind, Suite};
 use rivulet_datasets::{MessageSize, Workload};
 use stage2_batching::FsyncPolicy;
@@ -39,16 +43,23 @@ struct Variant {
     /// The server on the first half of the cores and the load generator on
     /// the rest (`bench::cores::split`), instead of both on every core.
     split: bool,
+    /// Beside a CPU hog on the last core ([`last_core`]).
+    noisy: bool,
 }
 
 // ANCHOR: variants
 fn variants() -> Vec<Variant> {
-    let all = ServerConfig {
+    // What `rivulet-server` and `ServerConfig::new` start with on this
+    // machine (`stage6_broker::default_shards`, not pinned)...
+    let defaults = ServerConfig::new();
+    // ... and the talk's setting, the defaults before: a shard per core, pinned.
+    let talk = ServerConfig {
         shards: cores(),
+        pin: true,
         ..ServerConfig::new()
     };
-    let off = |change: fn(&mut ServerConfig)| {
-        let mut config = all.clone();
+    let changed = |change: fn(&mut ServerConfig)| {
+        let mut config = defaults.clone();
         change(&mut config);
         Some(config)
     };
@@ -57,6 +68,11 @@ fn variants() -> Vec<Variant> {
         what,
         stage6,
         split: false,
+        noisy: false,
+    };
+    let noisy = |id, what, stage6| Variant {
+        noisy: true,
+        ..variant(id, what, stage6)
     };
     vec![
         variant(
@@ -64,37 +80,56 @@ fn variants() -> Vec<Variant> {
             "stage 5: tokio, a lock per partition, the page cache",
             None,
         ),
-        variant("stage6", "stage 6, every switch on", Some(all.clone())),
+        variant("stage6", "stage 6 with its defaults", Some(defaults.clone())),
+        variant(
+            "stage6-talk",
+            "stage 6 in the talk's setting: a shard per core, pinned",
+            Some(talk.clone()),
+        ),
         Variant {
             id: "stage5-split-cores",
             what: "stage 5 on half the cores, the load generator on the others",
             stage6: None,
             split: true,
+            noisy: false,
         },
         Variant {
             id: "stage6-split-cores",
-            what: "stage 6, a shard per core of half the cores, the load generator on the others",
+            what: "stage 6, a shard per core of half the cores, pinned, the load generator on \
+                   the others",
             stage6: Some(ServerConfig {
                 shards: bench::cores::split().0.len(),
-                ..all.clone()
+                ..talk.clone()
             }),
             split: true,
+            noisy: false,
         },
         variant(
             "stage6-direct-io-off",
             "Direct I/O off (the page cache)",
-            off(|c| c.storage.direct_io = false),
+            changed(|c| c.storage.direct_io = false),
         ),
-        variant("stage6-pin-off", "pinning off", off(|c| c.pin = false)),
+        variant("stage6-pinned", "pinning on", changed(|c| c.pin = true)),
         variant(
-            "stage6-1-shard",
-            "one shard instead of one per core",
-            off(|c| c.shards = 1),
+            "stage6-every-core",
+            "a shard per core instead of one per core but one",
+            changed(|c| c.shards = cores()),
         ),
         variant(
             "stage6-polling",
             "the polling driver instead of io_uring",
-            off(|c| c.driver = IoDriver::Polling),
+            changed(|c| c.driver = IoDriver::Polling),
+        ),
+        noisy("stage5-noisy", "stage 5 beside a CPU hog", None),
+        noisy(
+            "stage6-noisy",
+            "stage 6 with its defaults beside a CPU hog",
+            Some(defaults.clone()),
+        ),
+        noisy(
+            "stage6-talk-noisy",
+            "stage 6 in the talk's setting beside a CPU hog",
+            Some(talk),
         ),
     ]
 }
@@ -122,15 +157,18 @@ fn main() -> anyhow::Result<()> {
     let limits = measure(scratch.path(), block, sizes)?;
     drop(scratch);
 
+    let hog_core = last_core();
     let mut suite = Suite::new("stage6_ablation", &workload);
     suite.custom_group(
         GROUP,
         &format!(
             "one message of {size} bytes; 2 producers in batches of {BATCH} and 2 consumers on \
              4 partitions, fsync {}; latency per produce (send to acknowledgement) and per \
-             poll; {} cores",
+             poll; {} cores; stage 6's defaults here: {} shard(s), not pinned; the `-noisy` \
+             rows run beside a thread the bench keeps busy on core {hog_core}",
             FSYNC.name(),
-            cores()
+            cores(),
+            stage6_broker::default_shards(cores()),
         ),
         None,
     );
@@ -186,6 +224,11 @@ fn main() -> anyhow::Result<()> {
                 bench::cores::pin_current_thread(&every_core);
                 (&runtime, Vec::new())
             };
+            // Started before the server, stopped after it: the whole run.
+            let hog = match variant.noisy {
+                true => Some(NoisyNeighbour::start(hog_core)?),
+                false => None,
+            };
             let (figures, driver) = runtime.block_on(async {
                 let progress = indicatif::ProgressBar::hidden();
                 match variant.stage6.clone() {
@@ -205,6 +248,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             })?;
+            drop(hog);
             eprintln!(
                 "round {round}: {} ({}, driver {driver}): producer {:.0} msg/s, consumer {:.0} msg/s",
                 variant.id,
