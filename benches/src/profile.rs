@@ -122,7 +122,8 @@ pub struct Published {
 pub struct RunParams {
     /// The folder to measure in (`RIVULET_BENCH_DIR`): on the disk under test.
     pub data_dir: String,
-    /// Shards (threads) for the thread-per-core stage: one per vCPU.
+    /// Shards (threads) for the thread-per-core stage: one per vCPU on a host
+    /// the broker has to itself, one per core but one on a shared machine.
     pub shards: u32,
     /// Workloads worth running here, by name in `datasets/`.
     pub workloads: Vec<String>,
