@@ -327,11 +327,8 @@ impl ResultsFile {
     /// Every results file of `suite`, one per profile, sorted by profile.
     pub fn all_for_suite(suite: &str) -> anyhow::Result<Vec<ResultsFile>> {
         let mut files = Vec::new();
-        let Ok(profiles) = std::fs::read_dir(results_dir()) else {
-            return Ok(files);
-        };
-        for profile in profiles {
-            let path = profile?.path().join(format!("{suite}.json"));
+        for profile in published_profiles()? {
+            let path = profile.join(format!("{suite}.json"));
             if path.exists() {
                 files.push(ResultsFile::read(&path)?);
             }
@@ -339,6 +336,30 @@ impl ResultsFile {
         files.sort_by(|a, b| a.machine.profile.cmp(&b.machine.profile));
         Ok(files)
     }
+}
+
+/// The profile of a run made without `RIVULET_PROFILE`.
+pub const LOCAL_PROFILE: &str = "local";
+
+/// The folders of `benches/results/` the book is made from: every profile's
+/// but [`LOCAL_PROFILE`]'s. That one holds what a run without
+/// `RIVULET_PROFILE` wrote (the README's main command, for one), is ignored
+/// by git, and would otherwise make `publish --check` (part of the test
+/// command) call the committed book stale on any machine that ran it. To put
+/// a machine's results in the book, name its profile.
+pub fn published_profiles() -> anyhow::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    let Ok(entries) = std::fs::read_dir(results_dir()) else {
+        return Ok(dirs);
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() && !path.ends_with(LOCAL_PROFILE) {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
 }
 
 /// The parts of criterion's `estimates.json` we read.

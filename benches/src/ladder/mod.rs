@@ -271,11 +271,7 @@ impl LadderResults {
     /// Every ladder results file, of every profile.
     pub fn all() -> anyhow::Result<Vec<LadderResults>> {
         let mut all = Vec::new();
-        let Ok(profiles) = std::fs::read_dir(crate::results::results_dir()) else {
-            return Ok(all);
-        };
-        for profile in profiles {
-            let profile = profile?.path();
+        for profile in crate::results::published_profiles()? {
             let Ok(files) = std::fs::read_dir(&profile) else {
                 continue;
             };
