@@ -36,9 +36,7 @@ use futures_util::future::{Either, select};
 use tracing::{debug, warn};
 
 use crate::shards::extension::{Answer, Served};
-use crate::shards::frame::{
-    Frame, FrameError, Header, read_body, read_header, write_frame, write_polled,
-};
+use crate::shards::frame::{Frame, FrameError, FrameReader, Header, write_frame, write_polled};
 use crate::shards::limits::{Limits, MAX_PAUSE, Reservation, and_more};
 use crate::shards::protocol::{Produced, Request};
 use crate::shards::router::{Key, Op, Reply, ReplyTo, ShardMessage};
@@ -131,11 +129,15 @@ pub async fn serve_connection(state: Rc<ShardState>, mut stream: TcpStream, peer
         replies,
         spare: None,
     };
+    let mut reader = FrameReader::new();
+    // One wait for the stop for the connection's life, not one per request:
+    // a new one registers with the channel (an allocation and a lock), and
+    // unregisters again when the request comes first, as it nearly always does.
+    let mut stopped = pin!(state.stopped.recv_async());
     loop {
         let read = {
-            let read = pin!(read_request(&mut stream, &state));
-            let stopped = pin!(state.stopped.recv_async());
-            match select(read, stopped).await {
+            let read = pin!(read_request(&mut stream, &mut reader, &state));
+            match select(read, stopped.as_mut()).await {
                 Either::Left((Some(read), _)) => read,
                 Either::Left((None, _)) => {
                     debug!(shard = state.id, "closing an idle connection");
@@ -209,21 +211,24 @@ impl From<FrameError> for Unread {
 
 // ANCHOR: read_request
 /// The next request and its share of the request budget, or `None` if it
-/// did not arrive whole within the idle timeout: its header, then room in
-/// the budget for its body (waiting for it, unread), then the body.
+/// did not arrive whole within the idle timeout: its header (read with
+/// whatever came after it, [`FrameReader`]), then room in the budget for
+/// its body (waiting for it, the rest unread), then the body.
 async fn read_request(
     stream: &mut TcpStream,
+    reader: &mut FrameReader,
     state: &ShardState,
 ) -> Option<Result<(Frame, Reservation), Unread>> {
     let deadline = state.idle_timeout.map(|idle| Instant::now() + idle);
-    let header = match within(deadline, read_header(stream, state.max_frame_len)).await? {
+    let header = match within(deadline, reader.header(stream, state.max_frame_len)).await? {
         Ok(header) => header,
         Err(error) => return Some(Err(error.into())),
     };
     let Some(budget) = reserve_within(&state.limits, header.body_len(), deadline).await else {
         return Some(Err(no_room(state, &header)));
     };
-    let body = match within(deadline, read_body(stream, header.body_len())).await? {
+    let body = reader.body(stream, header.body_len(), budget.bytes());
+    let body = match within(deadline, body).await? {
         Ok(body) => body,
         Err(error) => return Some(Err(error.into())),
     };
