@@ -48,22 +48,23 @@
 //! writes nothing. When measuring, the server is built (release) first, so
 //! it is never stale.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use bench::latency::{Percentiles, histogram};
 use bench::machine::{self, Machine};
 use bench::results::{Group, ResultsFile, Row, RowKind, WorkloadSummary, results_dir};
+use common::servers::{Server, build_release_server};
 use rivulet_broker::groups::coordinator::SESSION_TIMEOUTS;
-use rivulet_broker::process::{ServerProcess, server_binary};
+use rivulet_broker::process::server_binary;
 use rivulet_client::api::{self, TopicRef};
 use rivulet_client::{Client, GroupConsumer, GroupOptions};
 
@@ -472,74 +473,13 @@ fn measure_once(
     Ok(took)
 }
 
-/// `rivulet-server` as a child process, its data in a temporary folder that
-/// goes once it has stopped.
-struct Server {
-    process: Option<ServerProcess>,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(binary: &std::path::Path) -> anyhow::Result<Server> {
-        let data = tempfile::tempdir_in(bench::bench_data_dir()).context("server data folder")?;
-        let args: Vec<OsString> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--kafka-listen".into(),
-            "off".into(),
-            "--data".into(),
-            data.path().into(),
-            "--shards".into(),
-            SHARDS.to_string().into(),
-            "--metrics-listen".into(),
-            "off".into(),
-            "--log-level".into(),
-            "warn".into(),
-        ];
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-        let process = ServerProcess::spawn(binary, &args)
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Server {
-            process: Some(process),
-            _data: data,
-        })
-    }
-
-    fn addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.process.as_ref().context("stopped")?.addr())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(process) = self.process.take()
-            && let Err(error) = process.terminate()
-        {
-            eprintln!("stopping rivulet-server: {error}");
-        }
-    }
-}
-
-/// `cargo build --release -p rivulet-broker --bin rivulet-server`: the
-/// binary measured is this source's.
-fn build_release_server() -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rivulet-broker",
-            "--bin",
-            "rivulet-server",
-        ])
-        .status()
-        .context("running cargo build")?;
-    ensure!(
-        status.success(),
-        "building rivulet-server failed ({status})"
-    );
-    Ok(())
+/// `rivulet-server` with this bench's shards and no Kafka port.
+fn start_server(binary: &std::path::Path) -> anyhow::Result<Server> {
+    let shards = SHARDS.to_string();
+    Server::start(
+        binary,
+        &["--kafka-listen", "off", "--shards", shards.as_str()],
+    )
 }
 
 /// The 1-minute load average, as `uptime` prints it.
@@ -567,7 +507,7 @@ fn main() -> anyhow::Result<()> {
     if measuring {
         build_release_server()?;
     }
-    let server = Server::start(&server_binary()?)?;
+    let server = start_server(&server_binary()?)?;
     let addr = server.addr()?;
     let mut admin = Client::connect(&addr.to_string())?;
     admin.create_topic(&api::CreateTopic {

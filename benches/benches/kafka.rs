@@ -33,16 +33,16 @@
 // A benchmark that cannot build its input has nothing to report: it stops there.
 #![allow(clippy::expect_used)]
 
-use std::ffi::OsString;
+mod common;
+
 use std::hint::black_box;
-use std::net::SocketAddr;
-use std::process::Command;
 
 use anyhow::Context;
 use bench::loadgen::kafka::{Acks, encode_request, produce_request, records_from};
 use bench::loadgen::{Figures, KafkaTarget, LoadConfig, RemoteTarget, Stop, Target, Warmup, run};
 use bench::results::{Row, RowKind, RowSpec, Suite};
 use bytes::{Buf, Bytes, BytesMut};
+use common::servers::{Server, build_release_server};
 use criterion::BatchSize;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, FetchResponse, RequestKind, ResponseHeader, TopicName};
@@ -52,7 +52,7 @@ use rivulet_broker::kafka::connection::{Decoded, decode};
 use rivulet_broker::kafka::translate::{
     Limits, batch_from_records, records_from_batch, stored_records,
 };
-use rivulet_broker::process::{ServerProcess, server_binary};
+use rivulet_broker::process::server_binary;
 use rivulet_datasets::{MessageSize, Workload};
 use stage4_partitions::Partitioning;
 use stage4_partitions::protocol::record::{Record, encode_records};
@@ -124,90 +124,23 @@ impl Path {
     }
 }
 
-/// `rivulet-server` as a child process, its data in a temporary folder that
-/// goes once it has stopped.
-struct Server {
-    process: Option<ServerProcess>,
-    _data: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts the binary at `binary` with fsync policy `fsync`.
-    fn start(binary: &std::path::Path, fsync: &str) -> anyhow::Result<Server> {
-        let data = tempfile::tempdir_in(bench::bench_data_dir()).context("server data folder")?;
-        let args: Vec<OsString> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--kafka-listen".into(),
-            "127.0.0.1:0".into(),
-            "--data".into(),
-            data.path().into(),
-            "--shards".into(),
-            SHARDS.to_string().into(),
-            "--fsync".into(),
-            fsync.into(),
-            "--segment-size".into(),
-            SEGMENT_SIZE.to_string().into(),
-            "--metrics-listen".into(),
-            "off".into(),
-            "--log-level".into(),
-            "warn".into(),
-        ];
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-        let process = ServerProcess::spawn(binary, &args)
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Server {
-            process: Some(process),
-            _data: data,
-        })
-    }
-
-    fn process(&self) -> anyhow::Result<&ServerProcess> {
-        self.process.as_ref().context("the server has stopped")
-    }
-
-    fn native_addr(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.process()?.addr())
-    }
-
-    fn kafka_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.process()?
-            .kafka_addr()
-            .context("the server printed no Kafka address")
-    }
-}
-
-impl Drop for Server {
-    /// A graceful stop (it syncs), then the data folder goes.
-    fn drop(&mut self) {
-        if let Some(process) = self.process.take()
-            && let Err(error) = process.terminate()
-        {
-            eprintln!("stopping rivulet-server: {error}");
-        }
-    }
-}
-
-/// `cargo build --release -p rivulet-broker --bin rivulet-server`: the
-/// binary measured is this source's, not one left over from earlier.
-fn build_release_server() -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "rivulet-broker",
-            "--bin",
-            "rivulet-server",
-        ])
-        .status()
-        .context("running cargo build")?;
-    anyhow::ensure!(
-        status.success(),
-        "building rivulet-server failed ({status})"
-    );
-    Ok(())
+/// `rivulet-server` with both ports, this bench's shards and segments, and
+/// fsync policy `fsync`.
+fn start_server(binary: &std::path::Path, fsync: &str) -> anyhow::Result<Server> {
+    let (shards, segment_size) = (SHARDS.to_string(), SEGMENT_SIZE.to_string());
+    Server::start(
+        binary,
+        &[
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--shards",
+            shards.as_str(),
+            "--fsync",
+            fsync,
+            "--segment-size",
+            segment_size.as_str(),
+        ],
+    )
 }
 
 /// What one round of one path measured.
@@ -263,8 +196,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     for pairing in PAIRINGS {
-        let server = Server::start(&binary, pairing.fsync)?;
-        let (native_addr, kafka_addr) = (server.native_addr()?, server.kafka_addr()?);
+        let server = start_server(&binary, pairing.fsync)?;
+        let (native_addr, kafka_addr) = (server.addr()?, server.kafka_addr()?);
         let versions =
             runtime.block_on(KafkaTarget::new("kafka", kafka_addr, "versions", "").versions())?;
         eprintln!(

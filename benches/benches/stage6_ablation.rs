@@ -80,7 +80,11 @@ fn variants() -> Vec<Variant> {
             "stage 5: tokio, a lock per partition, the page cache",
             None,
         ),
-        variant("stage6", "stage 6 with its defaults", Some(defaults.clone())),
+        variant(
+            "stage6",
+            "stage 6 with its defaults",
+            Some(defaults.clone()),
+        ),
         variant(
             "stage6-talk",
             "stage 6 in the talk's setting: a shard per core, pinned",

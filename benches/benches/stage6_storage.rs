@@ -20,6 +20,12 @@
 //!   the page cache the writes just filled, so that row measures memory, not
 //!   the disk, and is labelled so.
 //!
+//! - **small** rows (issue 19): CPU time per message, on the thread that
+//!   appends or polls, of `Partition::append` of batches of 1000 records
+//!   of 100-byte payloads (`tiny-100b`'s) under fsync `never` with Direct
+//!   I/O, and of polling them back 1000 at a time; per message, since at
+//!   this size MB/s hides what each message costs.
+//!
 //! Each row is measured in five rounds that interleave the rows, and keeps
 //! its median round: the disk of a shared machine drifts within a minute, and
 //! the ratios are what this bench is for. (The fastest round, kept before,
@@ -296,9 +302,85 @@ fn main() -> anyhow::Result<()> {
         println!("  raw compio read  {rate:6.0} MB/s  {share:5.1}% of raw direct read");
     }
 
+    small_group(&mut suite, data.path(), &runtime, measuring)?;
+
     if measuring && let Some(path) = suite.finish(data.path())? {
         println!("results written to {}", path.display());
     }
+    Ok(())
+}
+
+/// Records per append and per poll of the small rows: issue 19's batch.
+const SMALL_BATCH: u64 = 1000;
+/// Messages per round of the small rows when measuring.
+const SMALL_MESSAGES: u64 = 2_000_000;
+
+/// The small rows: CPU time per message of appending `tiny-100b`'s
+/// 100-byte messages in batches of [`SMALL_BATCH`], then of polling them
+/// back, on the thread that does it, each the median of its rounds.
+fn small_group(
+    suite: &mut Suite,
+    dir: &Path,
+    runtime: &compio::runtime::Runtime,
+    measuring: bool,
+) -> anyhow::Result<()> {
+    let workload = Workload::load("tiny-100b")?;
+    let size = workload.fixed_size()? as usize;
+    let payloads = workload.payloads();
+    let (messages, rounds) = if measuring {
+        (SMALL_MESSAGES, ROUNDS)
+    } else {
+        (3 * SMALL_BATCH, 1)
+    };
+    let batches: Vec<Vec<u8>> = (0..messages)
+        .step_by(SMALL_BATCH as usize)
+        .map(|first| {
+            let mut records = Vec::new();
+            for n in first..messages.min(first + SMALL_BATCH) {
+                encode_record(&mut records, 0, 0, n, &payloads.payload(n, size));
+            }
+            records
+        })
+        .collect();
+    let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    let config = Config {
+        fsync: FsyncPolicy::Never,
+        ..Config::default()
+    };
+    let (mut append_cpu, mut poll_cpu) = (Rounds(Vec::new()), Rounds(Vec::new()));
+    for _ in 0..rounds {
+        let dir = dir.join("small");
+        let (append, _) = runtime.block_on(append_all(&dir, config.clone(), &batches, 1))?;
+        let (poll, _) = runtime.block_on(poll_all_by(&dir, config.clone(), bytes, SMALL_BATCH))?;
+        std::fs::remove_dir_all(&dir)?;
+        append_cpu.0.push(append.cpu);
+        poll_cpu.0.push(poll.cpu);
+    }
+    let (append_cpu, poll_cpu) = (append_cpu.median(), poll_cpu.median());
+    suite.custom_group(
+        "stage6-storage-small",
+        &format!(
+            "one message of {size} bytes ({} with its header), appended in batches of              {SMALL_BATCH} (walk, stamp, checksums, the copy into the aligned write buffer,              index entries; written 1 MiB at a time, fsync never, Direct I/O) or polled back              {SMALL_BATCH} at a time (every checksum verified): the appending or polling              thread's CPU time, median of {rounds} rounds of {messages} messages",
+            bytes / messages
+        ),
+        None,
+    );
+    for (id, cpu) in [
+        ("append-small-cpu", append_cpu),
+        ("poll-small-cpu", poll_cpu),
+    ] {
+        suite.record(Row {
+            series: Some("CPU time per message".to_string()),
+            ..row(id, RowKind::Stage, "", size as u64, cpu, messages, None)
+        });
+    }
+    let per = |cpu: Duration| cpu.as_nanos() as f64 / messages as f64;
+    println!(
+        "{size}-byte messages, batches of {SMALL_BATCH}: append {:.0} ns, poll {:.0} ns of CPU \
+         per message",
+        per(append_cpu),
+        per(poll_cpu)
+    );
     Ok(())
 }
 
@@ -402,6 +484,16 @@ async fn append_all(
 /// Polls every record of the partition in `dir`; returns the time and the
 /// number of polls.
 async fn poll_all(dir: &Path, config: Config, total: u64) -> anyhow::Result<(Timed, u64)> {
+    poll_all_by(dir, config, total, POLL).await
+}
+
+/// [`poll_all`], `per_poll` records at a time.
+async fn poll_all_by(
+    dir: &Path,
+    config: Config,
+    total: u64,
+    per_poll: u64,
+) -> anyhow::Result<(Timed, u64)> {
     let partition = Partition::open(dir, config).await?;
     let end = partition.status().next_offset;
     let mut buf = AlignedBuf::with_capacity(2 << 20)?;
@@ -411,7 +503,7 @@ async fn poll_all(dir: &Path, config: Config, total: u64) -> anyhow::Result<(Tim
     let mut timed = Timed::default();
     let start = Timed::start();
     while offset < end {
-        let polled = partition.poll_into(offset, POLL, buf).await?;
+        let polled = partition.poll_into(offset, per_poll, buf).await?;
         anyhow::ensure!(polled.count > 0, "poll at {offset} returned nothing");
         offset += polled.count;
         bytes += polled.bytes.len() as u64;

@@ -24,6 +24,7 @@
 //!   `scripts/torture`) turned into the reliability chapter's figures.
 
 pub mod adapters;
+pub mod baseline;
 pub mod chart;
 pub mod cores;
 pub mod findings;
@@ -36,6 +37,8 @@ pub mod raw;
 pub mod reliability;
 pub mod report;
 pub mod results;
+pub mod segment_roll;
+pub mod small_messages;
 
 pub use rivulet_loadgen as loadgen;
 pub use rivulet_loadgen::{latency, machine};

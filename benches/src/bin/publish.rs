@@ -106,6 +106,19 @@ fn main() -> anyhow::Result<()> {
     // multiples of the session timeout.
     let groups = ResultsFile::all_for_suite(bench::groups::SUITE)?;
     pages.push(("groups.md".to_string(), bench::groups::render(&groups)));
+    // No stall at a segment roll: each build's longest produce across the rolls.
+    let rolls = ResultsFile::all_for_suite(bench::segment_roll::SUITE)?;
+    pages.push((
+        "segment-roll.md".to_string(),
+        bench::segment_roll::render(&rolls),
+    ));
+    // Small messages: this commit's server against a baseline commit's, and
+    // where the server's CPU goes per message.
+    let small = ResultsFile::all_for_suite(bench::small_messages::SUITE)?;
+    pages.push((
+        "small-messages.md".to_string(),
+        bench::small_messages::render(&small),
+    ));
     // The Results chapter: every known profile, measured or not.
     let ladders = LadderResults::all()?;
     let hw_profiles = Profile::load_all(&Profile::dir())?;
