@@ -166,9 +166,11 @@ fn named_workloads_fit_a_small_machine_and_say_how_to_run_them_elsewhere() {
             LoadConfig::from_workload(&workload).unwrap().validate(),
             Ok(())
         );
-        // Hundreds of megabytes at most: a 2-core machine with a small disk.
+        // Hundreds of megabytes at most, deleted after each run: a 2-core
+        // machine with a small disk (the throughput ladder's 550 MB a rung is
+        // the largest).
         let bytes = bytes_written(&workload);
-        assert!(bytes <= 300_000_000, "{name} writes {bytes} bytes");
+        assert!(bytes <= 600_000_000, "{name} writes {bytes} bytes");
         let text = std::fs::read_to_string(Workload::dir().join(format!("{name}.toml"))).unwrap();
         let header: String = text
             .lines()

@@ -24,7 +24,7 @@
 //!   the active segment's room seals it and starts the next one;
 //! - a sealed segment was written before the next one was created, and is
 //!   synced (whatever the fsync policy), its indexes too, **in the
-//!   background** ([`Partition::roll_over`]): until that sync returns no
+//!   background** (`Partition::roll_over`): until that sync returns no
 //!   record at or after it is called durable, and the next roll waits for
 //!   it, so at most one sealed segment, the last, is ever unsynced. Recovery
 //!   trusts the others, and checks the last one like the active segment

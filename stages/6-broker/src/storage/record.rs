@@ -382,7 +382,7 @@ fn visit(records: &[u8], mut each: impl FnMut(usize, usize)) -> Result<usize, Ba
 /// are written where they are, nothing is moved.
 ///
 /// The checksum covers the offset and timestamp, but is computed from them as
-/// values, before they are written ([`stamped_checksum`]), not read back from
+/// values, before they are written (`stamped_checksum`), not read back from
 /// the record afterwards: those reads would straddle the two 8-byte stores
 /// just made, which the CPU cannot forward to a load that only partly
 /// overlaps them, and each such load waits for the stores to reach the

@@ -49,7 +49,7 @@
 //! one. A sealed segment with fewer records than the next segment's base
 //! offset implies is corrupt.
 //!
-//! The **last sealed segment** is the exception ([`recover_last_sealed`]):
+//! The **last sealed segment** is the exception (`recover_last_sealed`):
 //! its sync runs in the background after the next segment is created (see
 //! [`crate::storage::partition`]), so a machine that lost power meanwhile
 //! can leave it with a torn tail, and index entries written through the page
@@ -115,7 +115,7 @@ pub struct RecoveryReport {
     /// [`crate::storage::retention`]).
     pub stray_files_removed: usize,
     /// Segments removed after a torn last sealed segment: they held only
-    /// records that came after the tear (see [`recover_last_sealed`]).
+    /// records that came after the tear (see `recover_last_sealed`).
     pub segments_discarded: usize,
 }
 

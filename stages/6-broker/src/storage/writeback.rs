@@ -7,7 +7,7 @@
 //! alone, the sealing sync finds a whole segment dirty and floods the disk
 //! with it, and the appends to the next segment wait on the file system
 //! meanwhile. So a segment asks for the writeback of its written blocks every
-//! [`STEP`] bytes, and the disk takes them a few megabytes at a time. This
+//! `STEP` bytes, and the disk takes them a few megabytes at a time. This
 //! makes nothing durable (the fsync policy still decides that, with
 //! `fdatasync`), and a failure is reported by that later sync, so an error
 //! here is only logged. Rejected: `posix_fadvise(DONTNEED)`, which starts the
