@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{not_measured, page_start};
+use crate::report::{profile_heading, render_per_file};
 use crate::results::{Group, ResultsFile, Row};
 
 /// The suite's name: its results files are `benches/results/<profile>/groups.json`.
@@ -14,26 +14,11 @@ pub const SUITE: &str = "groups";
 /// The page: a section per profile that has measured the suite, or a note
 /// saying nobody has yet.
 pub fn render(files: &[ResultsFile]) -> String {
-    let mut out = page_start(SUITE);
-    if files.is_empty() {
-        return not_measured(out, SUITE);
-    }
-    for file in files {
-        render_file(&mut out, file);
-    }
-    out
+    render_per_file(SUITE, files, render_file)
 }
 
 fn render_file(out: &mut String, file: &ResultsFile) {
-    let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
-    let _ = writeln!(
-        out,
-        "{} · commit `{}` · {} · {}\n",
-        file.machine.summary(),
-        file.commit,
-        file.date,
-        file.workload.description,
-    );
+    profile_heading(out, file);
     for group in &file.groups {
         render_group(out, group);
     }

@@ -7,8 +7,9 @@
 use std::fmt::Write;
 
 use crate::latency::Percentiles;
-use crate::report::{duration, not_measured, page_start};
+use crate::report::{duration, profile_heading, render_per_file};
 use crate::results::{Group, ResultsFile, Row};
+use crate::tables::{batch_of, group, rate, round_range, row, signed};
 
 /// The suite's name: its results files are `benches/results/<profile>/kafka.json`.
 pub const SUITE: &str = "kafka";
@@ -95,27 +96,7 @@ const SCALE: [(&str, &str); 2] = [
 /// The page: a section per profile that has measured the suite, or a note
 /// saying nobody has yet.
 pub fn render(files: &[ResultsFile]) -> String {
-    let mut out = page_start(SUITE);
-    if files.is_empty() {
-        return not_measured(out, SUITE);
-    }
-    for file in files {
-        render_file(&mut out, file);
-    }
-    out
-}
-
-fn group<'f>(file: &'f ResultsFile, name: &str) -> Option<&'f Group> {
-    file.groups.iter().find(|group| group.name == name)
-}
-
-fn row<'g>(group: Option<&'g Group>, id: &str) -> Option<&'g Row> {
-    group?.rows.iter().find(|row| row.id == id)
-}
-
-/// Messages per second of a row whose iteration is one message.
-fn rate(row: &Row) -> f64 {
-    1e9 / row.ns_per_iter
+    render_per_file(SUITE, files, render_file)
 }
 
 /// One percentile of a row's latency, formatted; empty without latency.
@@ -154,17 +135,7 @@ fn sides<'g>(paths: Option<&'g Group>) -> Option<Sides<'g>> {
 }
 
 fn render_file(out: &mut String, file: &ResultsFile) {
-    let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
-    let _ = writeln!(
-        out,
-        "{} · commit `{}` · {} · workload `{}` ({}, {}-byte payloads)\n",
-        file.machine.summary(),
-        file.commit,
-        file.date,
-        file.workload.name,
-        file.workload.description,
-        file.workload.message_size
-    );
+    profile_heading(out, file);
     for (name, title) in PAIRINGS {
         render_pairing(out, file, name, title);
     }
@@ -202,12 +173,12 @@ fn render_pairing(out: &mut String, file: &ResultsFile, name: &str, title: &str)
         out,
         "| **Kafka / native** | ×{:.2}{} | ×{:.2} | {} | {} | ×{:.2}{} | {} |",
         rate(kp) / rate(np),
-        round_range(rounds, "producer"),
+        round_range(rounds, "native", "kafka", "producer"),
         kp.mb_per_s() / np.mb_per_s(),
         latency_ratio(kp, np, |p| p.p50),
         latency_ratio(kp, np, |p| p.p99),
         rate(kc) / rate(nc),
-        round_range(rounds, "consumer"),
+        round_range(rounds, "native", "kafka", "consumer"),
         latency_ratio(kc, nc, |p| p.p99),
     );
     let _ = writeln!(
@@ -329,47 +300,6 @@ fn render_costs(out: &mut String, file: &ResultsFile) {
     }
 }
 
-/// The range of a side's Kafka/native ratio over the rounds, each round's
-/// two runs paired: " (rounds ×0.81 – ×0.93)", or nothing with one round.
-fn round_range(rounds: Option<&Group>, side: &str) -> String {
-    let mut ratios = Vec::new();
-    for round in 0.. {
-        let (Some(native), Some(kafka)) = (
-            row(rounds, &format!("native-{side}-{round}")),
-            row(rounds, &format!("kafka-{side}-{round}")),
-        ) else {
-            break;
-        };
-        ratios.push(rate(kafka) / rate(native));
-    }
-    if ratios.len() < 2 {
-        return String::new();
-    }
-    let low = ratios.iter().copied().fold(f64::MAX, f64::min);
-    let high = ratios.iter().copied().fold(0.0, f64::max);
-    format!(" (rounds ×{low:.2} – ×{high:.2})")
-}
-
-/// The messages in one iteration of the cost group: the number after "batch
-/// of" in its description, 1 if it has none.
-fn batch_of(iteration: &str) -> u64 {
-    iteration
-        .split("batch of ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
-}
-
-/// A duration with its sign: "+1.20 µs", "-300 ns".
-fn signed(ns: f64) -> String {
-    if ns < 0.0 {
-        format!("-{}", duration(-ns))
-    } else {
-        format!("+{}", duration(ns))
-    }
-}
-
 /// A duration, signed only when negative (a difference of two estimates
 /// within their noise).
 fn signed_if_negative(ns: f64) -> String {
@@ -379,32 +309,9 @@ fn signed_if_negative(ns: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::Percentiles;
-
-    use crate::results::RowKind;
 
     fn row(id: &str, ns: f64, p99: Option<u64>) -> Row {
-        Row {
-            id: id.to_string(),
-            kind: RowKind::Stage,
-            durability: format!("{id} promise"),
-            limit: None,
-            bytes_per_iter: 1000,
-            ns_per_iter: ns,
-            ns_low: None,
-            ns_high: None,
-            latency: p99.map(|p99| Percentiles {
-                count: 10,
-                p50: p99 / 2,
-                p90: p99,
-                p99,
-                p999: p99,
-                p9999: p99,
-                max: p99,
-            }),
-            series: None,
-            x: None,
-        }
+        crate::results::test_row(id, &format!("{id} promise"), 1000, ns, p99)
     }
 
     fn file(groups: Vec<Group>) -> ResultsFile {
@@ -412,12 +319,7 @@ mod tests {
     }
 
     fn group(name: &str, iteration: &str, rows: Vec<Row>) -> Group {
-        Group {
-            name: name.into(),
-            iteration: iteration.into(),
-            x_label: None,
-            rows,
-        }
+        crate::results::test_group(name, iteration, rows)
     }
 
     #[test]
@@ -521,14 +423,5 @@ mod tests {
         let text = render(&[]);
         assert!(text.contains("Not measured on any profile yet"));
         assert!(text.contains("scripts/bench kafka"));
-    }
-
-    #[test]
-    fn the_batch_size_is_read_from_the_description() {
-        assert_eq!(
-            batch_of("one produce batch of 100 messages of 1024 bytes"),
-            100
-        );
-        assert_eq!(batch_of("one message"), 1);
     }
 }

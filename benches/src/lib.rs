@@ -39,6 +39,7 @@ pub mod report;
 pub mod results;
 pub mod segment_roll;
 pub mod small_messages;
+pub mod tables;
 
 pub use rivulet_loadgen as loadgen;
 pub use rivulet_loadgen::{latency, machine};

@@ -35,6 +35,39 @@ pub(crate) fn not_measured(mut out: String, suite: &str) -> String {
     out
 }
 
+/// A profile's section starts with its name, the machine, the commit, the
+/// date and the workload.
+pub(crate) fn profile_heading(out: &mut String, file: &ResultsFile) {
+    let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
+    let _ = writeln!(
+        out,
+        "{} · commit `{}` · {} · workload `{}` ({}, {}-byte payloads)\n",
+        file.machine.summary(),
+        file.commit,
+        file.date,
+        file.workload.name,
+        file.workload.description,
+        file.workload.message_size
+    );
+}
+
+/// A suite's own page: where it comes from, then `render_file` for each
+/// profile that measured it, or a note saying nobody has yet.
+pub(crate) fn render_per_file(
+    suite: &str,
+    files: &[ResultsFile],
+    render_file: fn(&mut String, &ResultsFile),
+) -> String {
+    let mut out = page_start(suite);
+    if files.is_empty() {
+        return not_measured(out, suite);
+    }
+    for file in files {
+        render_file(&mut out, file);
+    }
+    out
+}
+
 fn render(suite: &str, only: Option<&str>, files: &[ResultsFile]) -> String {
     let mut out = page_start(suite);
     if files.is_empty() {
@@ -47,17 +80,7 @@ fn render(suite: &str, only: Option<&str>, files: &[ResultsFile]) -> String {
 }
 
 fn render_file(out: &mut String, file: &ResultsFile, only: Option<&str>) {
-    let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
-    let _ = writeln!(
-        out,
-        "{} · commit `{}` · {} · workload `{}` ({}, {}-byte payloads)\n",
-        file.machine.summary(),
-        file.commit,
-        file.date,
-        file.workload.name,
-        file.workload.description,
-        file.workload.message_size
-    );
+    profile_heading(out, file);
     let shown = |group: &str| only.is_none_or(|only| only == group);
     for group in file.groups.iter().filter(|group| shown(&group.name)) {
         render_group(out, group);

@@ -406,6 +406,44 @@ pub(crate) fn test_file(suite: &str, groups: Vec<Group>) -> ResultsFile {
     }
 }
 
+/// A stage row for the page generators' unit tests: `ns` per iteration of
+/// `bytes` bytes, and if given a latency whose p99 (and above) is `p99`.
+#[cfg(test)]
+pub(crate) fn test_row(id: &str, durability: &str, bytes: u64, ns: f64, p99: Option<u64>) -> Row {
+    Row {
+        id: id.to_string(),
+        kind: RowKind::Stage,
+        durability: durability.to_string(),
+        limit: None,
+        bytes_per_iter: bytes,
+        ns_per_iter: ns,
+        ns_low: None,
+        ns_high: None,
+        latency: p99.map(|p99| crate::latency::Percentiles {
+            count: 10,
+            p50: p99 / 2,
+            p90: p99,
+            p99,
+            p999: p99,
+            p9999: p99,
+            max: p99,
+        }),
+        series: None,
+        x: None,
+    }
+}
+
+/// A group for the page generators' unit tests.
+#[cfg(test)]
+pub(crate) fn test_group(name: &str, iteration: &str, rows: Vec<Row>) -> Group {
+    Group {
+        name: name.into(),
+        iteration: iteration.into(),
+        x_label: None,
+        rows,
+    }
+}
+
 /// [`test_file`] with one group of `rows`.
 #[cfg(test)]
 pub(crate) fn test_file_of_rows(rows: Vec<Row>) -> ResultsFile {

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::latency::duration;
-use crate::report::{not_measured, page_start};
+use crate::report::{profile_heading, render_per_file};
 use crate::results::{ResultsFile, Row};
 
 /// The suite's name: its results files are `benches/results/<profile>/segment_roll.json`.
@@ -17,51 +17,41 @@ pub const GOAL_MAX_NS: u64 = 50_000_000;
 
 /// The page: a section per profile that has measured the suite.
 pub fn render(files: &[ResultsFile]) -> String {
-    let mut out = page_start(SUITE);
-    if files.is_empty() {
-        return not_measured(out, SUITE);
-    }
-    for file in files {
-        let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
+    render_per_file(SUITE, files, render_file)
+}
+
+fn render_file(out: &mut String, file: &ResultsFile) {
+    profile_heading(out, file);
+    for group in &file.groups {
+        let _ = writeln!(out, "One call is {}.\n", group.iteration);
         let _ = writeln!(
             out,
-            "{} · commit `{}` · {}\n",
-            file.machine.summary(),
-            file.commit,
-            file.date,
+            "| build | segments | MB/s | p50 | p99 | p99.9 | **max** | max under {}? |",
+            duration(GOAL_MAX_NS as f64)
         );
-        for group in &file.groups {
-            let _ = writeln!(out, "One call is {}.\n", group.iteration);
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+        for row in &group.rows {
+            render_row(out, row);
+        }
+        let max = |id: &str| {
+            group
+                .rows
+                .iter()
+                .find(|row| row.id == id)
+                .and_then(|row| row.latency)
+                .map(|latency| latency.max)
+        };
+        if let (Some(before), Some(after)) = (max("baseline-produce"), max("today-produce")) {
             let _ = writeln!(
                 out,
-                "| build | segments | MB/s | p50 | p99 | p99.9 | **max** | max under {}? |",
-                duration(GOAL_MAX_NS as f64)
+                "\nThe longest produce: {} before, {} today ({:.0}x shorter).",
+                duration(before as f64),
+                duration(after as f64),
+                before as f64 / (after as f64).max(1.0)
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
-            for row in &group.rows {
-                render_row(&mut out, row);
-            }
-            let max = |id: &str| {
-                group
-                    .rows
-                    .iter()
-                    .find(|row| row.id == id)
-                    .and_then(|row| row.latency)
-                    .map(|latency| latency.max)
-            };
-            if let (Some(before), Some(after)) = (max("baseline-produce"), max("today-produce")) {
-                let _ = writeln!(
-                    out,
-                    "\nThe longest produce: {} before, {} today ({:.0}x shorter).",
-                    duration(before as f64),
-                    duration(after as f64),
-                    before as f64 / (after as f64).max(1.0)
-                );
-            }
-            out.push('\n');
         }
+        out.push('\n');
     }
-    out
 }
 
 fn render_row(out: &mut String, row: &Row) {

@@ -11,8 +11,9 @@
 
 use std::fmt::Write;
 
-use crate::report::{duration, not_measured, page_start};
-use crate::results::{Group, ResultsFile, Row};
+use crate::report::{duration, render_per_file};
+use crate::results::{Group, ResultsFile};
+use crate::tables::{batch_of, group, rate, round_range, row, signed};
 
 /// The suite's name: its results files are `benches/results/<profile>/small_messages.json`.
 pub const SUITE: &str = "small_messages";
@@ -192,27 +193,7 @@ const COSTS: [(&str, &str); 6] = [
 /// The page: a section per profile that has measured the suite, or a note
 /// saying nobody has yet.
 pub fn render(files: &[ResultsFile]) -> String {
-    let mut out = page_start(SUITE);
-    if files.is_empty() {
-        return not_measured(out, SUITE);
-    }
-    for file in files {
-        render_file(&mut out, file);
-    }
-    out
-}
-
-fn group<'f>(file: &'f ResultsFile, name: &str) -> Option<&'f Group> {
-    file.groups.iter().find(|group| group.name == name)
-}
-
-fn row<'g>(group: Option<&'g Group>, id: &str) -> Option<&'g Row> {
-    group?.rows.iter().find(|row| row.id == id)
-}
-
-/// Messages per second of a row whose iteration is one message.
-fn rate(row: &Row) -> f64 {
-    1e9 / row.ns_per_iter
+    render_per_file(SUITE, files, render_file)
 }
 
 fn render_file(out: &mut String, file: &ResultsFile) {
@@ -266,7 +247,7 @@ fn render_setting(out: &mut String, file: &ResultsFile, setting: Setting, baseli
             rate(old),
             rate(new),
             rate(new) / rate(old),
-            round_range(rounds, what),
+            round_range(rounds, "baseline", "current", what),
         );
     }
     if let (Some(old), Some(new)) = (
@@ -372,85 +353,17 @@ fn render_costs(out: &mut String, file: &ResultsFile) {
     out.push('\n');
 }
 
-/// The range of a rate's this-over-baseline ratio over the rounds, each
-/// round's two runs paired: " (rounds ×0.98 – ×1.12)", or nothing with
-/// fewer than two rounds.
-fn round_range(rounds: Option<&Group>, what: &str) -> String {
-    let mut ratios = Vec::new();
-    for round in 0.. {
-        let (Some(old), Some(new)) = (
-            row(rounds, &format!("baseline-{what}-{round}")),
-            row(rounds, &format!("current-{what}-{round}")),
-        ) else {
-            break;
-        };
-        ratios.push(rate(new) / rate(old));
-    }
-    if ratios.len() < 2 {
-        return String::new();
-    }
-    let low = ratios.iter().copied().fold(f64::MAX, f64::min);
-    let high = ratios.iter().copied().fold(0.0, f64::max);
-    format!(" (rounds ×{low:.2} – ×{high:.2})")
-}
-
-/// The records in one iteration of the cost group: the number after "batch
-/// of" in its description, 1 if it has none.
-fn batch_of(iteration: &str) -> u64 {
-    iteration
-        .split("batch of ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
-}
-
-/// A duration with its sign: "+1.20 µs", "-300 ns".
-fn signed(ns: f64) -> String {
-    if ns < 0.0 {
-        format!("-{}", duration(-ns))
-    } else {
-        format!("+{}", duration(ns))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::Percentiles;
-    use crate::results::RowKind;
+    use crate::results::Row;
 
     fn row(id: &str, ns: f64, p99: Option<u64>) -> Row {
-        Row {
-            id: id.to_string(),
-            kind: RowKind::Stage,
-            durability: "fsync every-batch".to_string(),
-            limit: None,
-            bytes_per_iter: 100,
-            ns_per_iter: ns,
-            ns_low: None,
-            ns_high: None,
-            latency: p99.map(|p99| Percentiles {
-                count: 10,
-                p50: p99 / 2,
-                p90: p99,
-                p99,
-                p999: p99,
-                p9999: p99,
-                max: p99,
-            }),
-            series: None,
-            x: None,
-        }
+        crate::results::test_row(id, "fsync every-batch", 100, ns, p99)
     }
 
     fn group(name: &str, iteration: &str, rows: Vec<Row>) -> Group {
-        Group {
-            name: name.into(),
-            iteration: iteration.into(),
-            x_label: None,
-            rows,
-        }
+        crate::results::test_group(name, iteration, rows)
     }
 
     #[test]
