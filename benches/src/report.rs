@@ -39,15 +39,19 @@ pub(crate) fn not_measured(mut out: String, suite: &str) -> String {
 /// date and the workload.
 pub(crate) fn profile_heading(out: &mut String, file: &ResultsFile) {
     let _ = writeln!(out, "#### Measured on profile `{}`\n", file.machine.profile);
+    // A suite with no records (the groups bench) states no payload size.
+    let payloads = match file.workload.message_size {
+        0 => String::new(),
+        size => format!(", {size}-byte payloads"),
+    };
     let _ = writeln!(
         out,
-        "{} · commit `{}` · {} · workload `{}` ({}, {}-byte payloads)\n",
+        "{} · commit `{}` · {} · workload `{}` ({}{payloads})\n",
         file.machine.summary(),
         file.commit,
         file.date,
         file.workload.name,
         file.workload.description,
-        file.workload.message_size
     );
 }
 
