@@ -94,6 +94,17 @@ pub enum Error {
         /// What the operating system said (ENOSPC or EDQUOT).
         source: io::Error,
     },
+    /// A truncation to an offset the partition does not hold: before its
+    /// first stored offset or past its next one.
+    #[error("cannot truncate to offset {offset}: the partition holds {first} to {next}")]
+    TruncateOutOfRange {
+        /// The offset asked for.
+        offset: u64,
+        /// The first offset stored.
+        first: u64,
+        /// The offset the next record would get.
+        next: u64,
+    },
     /// A consumer offset that cannot be stored: a name that is too long or
     /// empty, or an offset past the partition's end.
     #[error("invalid consumer offset: {reason}")]

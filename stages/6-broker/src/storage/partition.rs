@@ -732,6 +732,97 @@ impl Partition {
     }
     // ANCHOR_END: roll_over
 
+    // ANCHOR: truncate_to
+    /// Removes every record at or after `offset`, on disk and in memory: the
+    /// next append gets `offset`. What a replica does when the partition's
+    /// new leader does not have its last records (Kafka truncates a follower
+    /// to the leader's epoch boundary the same way); those records were
+    /// never acknowledged to a client as replicated.
+    ///
+    /// The order keeps every step a valid, shorter log for recovery, so a
+    /// crash anywhere loses nothing more and running it again finishes it:
+    /// the segments after the cut go first, the last one first (a missing
+    /// tail of segments is what retention's opposite end looks like); then
+    /// the cut segment's bytes from `offset` on are zeroed and synced
+    /// (recovery's own erasure of a torn tail); then its indexes, which
+    /// recovery rebuilds from the log if a crash comes before them. Any I/O
+    /// error fails the partition, as a failed write does.
+    pub async fn truncate_to(&mut self, offset: u64) -> Result<(), Error> {
+        self.check_not_failed()?;
+        let (first, next) = (self.first_offset(), self.next_offset);
+        if offset < first || offset > next {
+            return Err(Error::TruncateOutOfRange {
+                offset,
+                first,
+                next,
+            });
+        }
+        if offset == next {
+            return Ok(());
+        }
+        // Nothing buffered, nothing in flight, no seal still syncing.
+        self.write().await?;
+        self.finish_sealing().await?;
+        match self.cut_to(offset).await {
+            Ok(()) => {}
+            Err(error) => return Err(self.fail(error)),
+        }
+        self.next_offset = offset;
+        self.written = offset;
+        self.durable = self.durable.min(offset);
+        self.reported_corruption.set(None);
+        for (consumer, stored, now) in self.consumer_offsets.clamp(offset).await? {
+            tracing::warn!(
+                "{}: consumer {consumer:?}'s stored offset {stored} is past the truncated \
+                 log's end; set to {now}",
+                self.dir.display()
+            );
+        }
+        tracing::info!(
+            "{}: truncated from offset {next} to {offset}",
+            self.dir.display()
+        );
+        Ok(())
+    }
+
+    /// [`Partition::truncate_to`]'s file work: the segments after `offset`,
+    /// then the cut in the one that holds it.
+    async fn cut_to(&mut self, offset: u64) -> Result<(), Error> {
+        while self.segments.len() > 1 && self.active().log.base_offset() > offset {
+            let base = self.active().log.base_offset();
+            self.segments.pop();
+            retention::delete_segment(&self.dir, base).await?;
+        }
+        let reopened = self.active().log.is_sealed();
+        let buffer_bytes = self.config.write_buffer_bytes();
+        let active = self.active_mut();
+        let base = active.log.base_offset();
+        let relative = offset - base;
+        let end = match active.offsets.position(relative) {
+            Some(position) => position,
+            None => active.log.end(), // the cut is at its end: nothing to erase
+        };
+        active.log.cut(end, buffer_bytes).await?;
+        active.offsets.truncate(relative as usize).await?;
+        let kept_times = active
+            .times
+            .entries()
+            .partition_point(|entry| u64::from(entry.relative_offset) < relative);
+        active.times.truncate(kept_times).await?;
+        active.offsets.sync().await?;
+        active.times.sync().await?;
+        if reopened {
+            // A sealed segment takes appends again: the seal mark must not
+            // vouch for it when it is sealed next, before that seal's sync
+            // has returned. It names the segment before it, or none.
+            let before = self.segments.len().checked_sub(2);
+            let named = before.map_or(u64::MAX, |n| self.segments[n].log.base_offset());
+            self.seal_mark.record(named).await?;
+        }
+        sync_dir(&self.dir).await
+    }
+    // ANCHOR_END: truncate_to
+
     // ANCHOR: enforce_retention
     /// Deletes the sealed segments the retention rules expire at `now`
     /// (see [`crate::storage::retention`]), oldest first, never the active one.

@@ -968,6 +968,33 @@ impl Segment {
         self.sync().await
     }
 
+    // ANCHOR: cut
+    /// Cuts the records back to `end` (a record boundary below the current
+    /// end), on disk and in memory, and leaves the segment ready for appends
+    /// from there with a write buffer of `buffer_bytes`: for a partition
+    /// truncated to an offset. Everything written must be complete (no write
+    /// in flight, nothing buffered): the partition writes first.
+    ///
+    /// The bytes from `end` on are overwritten with zeros and synced, as
+    /// recovery erases a torn tail, so no later recovery finds them; reads
+    /// ahead of the cut are dropped, since they held bytes that are gone.
+    pub async fn cut(&mut self, end: u64, buffer_bytes: usize) -> Result<(), Error> {
+        if end > self.end || self.unwritten() > 0 || self.is_writing() {
+            return Err(self.failure("cut past the records, or with a write pending"));
+        }
+        let until = align_up(self.end as usize) as u64;
+        self.tail = None;
+        if let Some(ahead) = self.read_ahead.borrow_mut().take() {
+            drop(ahead.task); // cancelled: its bytes may be past the cut
+        }
+        self.next_read.set(None);
+        if end < self.end {
+            self.erase_after(end, until).await?;
+        }
+        self.resume(end, buffer_bytes).await
+    }
+    // ANCHOR_END: cut
+
     fn buffer_mut(&mut self) -> Result<&mut AlignedBuf, Error> {
         let failure = self.failure("append to a sealed segment");
         self.tail.as_mut().map(|tail| &mut tail.buf).ok_or(failure)
