@@ -105,6 +105,21 @@ pub enum Error {
         /// The offset the next record would get.
         next: u64,
     },
+    /// A replicated batch that does not continue the log: a record whose
+    /// offset is not the next one, or whose checksum does not match.
+    #[error(
+        "replicated records must continue the log: expected offset {expected}, found \
+         {found} (checksum {})",
+        if *checksum_matches { "matches" } else { "does not match" }
+    )]
+    NotReplicable {
+        /// The offset the record should have had.
+        expected: u64,
+        /// The offset it has.
+        found: u64,
+        /// Whether its checksum matches its bytes.
+        checksum_matches: bool,
+    },
     /// A consumer offset that cannot be stored: a name that is too long or
     /// empty, or an offset past the partition's end.
     #[error("invalid consumer offset: {reason}")]

@@ -104,6 +104,15 @@ use crate::storage::segment::{
 /// leave recovery the whole segment to walk. This bounds the walk.
 const INDEX_PERSIST_ENTRIES: usize = 4096;
 
+/// Where an append's timestamps come from.
+#[derive(Debug, Clone, Copy)]
+enum Timestamps {
+    /// One for the whole batch, just stamped.
+    Batch(u64),
+    /// Each record's own, as another partition stamped it.
+    AsStored,
+}
+
 /// A segment with its two indexes.
 #[derive(Debug)]
 pub(crate) struct IndexedSegment {
@@ -430,7 +439,20 @@ impl Partition {
     ) -> Result<Appended, Error> {
         self.check_not_failed()?;
         let extents = record::walk(records)?;
-        let bytes = records.len() as u64;
+        self.make_room(records.len() as u64).await?;
+        let first = self.next_offset;
+        let timestamp = timestamp.max(self.last_timestamp);
+        record::stamp(records, &extents, first, timestamp);
+        self.store(records, &extents, Timestamps::Batch(timestamp))
+            .await
+    }
+
+    /// Room for `bytes` of records in the active segment: a batch is never
+    /// split, so one that does not fit rolls over to a new segment, and the
+    /// file grows before anything is stamped or buffered (a full disk at its
+    /// next step refuses the batch and fails nothing; any other I/O error
+    /// fails the partition).
+    async fn make_room(&mut self, bytes: u64) -> Result<(), Error> {
         if bytes > self.config.segment_size {
             return Err(Error::BatchTooLarge {
                 bytes,
@@ -440,31 +462,50 @@ impl Partition {
         if bytes > self.active().log.room() {
             self.roll_over().await?;
         }
-        // Room in the file first, before anything is stamped or buffered: a
-        // full disk at the segment's next step refuses this batch and fails
-        // nothing. Any other I/O error fails the partition.
         match self.active_mut().log.reserve(bytes).await {
-            Ok(()) => {}
-            Err(error @ Error::NoSpace { .. }) => return Err(error),
-            Err(error) => return Err(self.fail(error)),
+            Ok(()) => Ok(()),
+            Err(error @ Error::NoSpace { .. }) => Err(error),
+            Err(error) => Err(self.fail(error)),
         }
-        let first = self.next_offset;
-        let timestamp = timestamp.max(self.last_timestamp);
-        record::stamp(records, &extents, first, timestamp);
+    }
 
+    /// Buffers stamped records (room made), indexes them, and writes or
+    /// syncs as the policy says: the part of an append after the stamps.
+    async fn store(
+        &mut self,
+        records: &[u8],
+        extents: &record::Extents,
+        timestamps: Timestamps,
+    ) -> Result<Appended, Error> {
+        let (first, last_timestamp) = (self.next_offset, self.last_timestamp);
         let active = self.active_mut();
         let start = active.log.end();
-        let relative = first - active.log.base_offset();
+        let base = active.log.base_offset();
         if let Err(error) = active.log.append(records).await {
             return Err(self.fail(error));
         }
-        for &(at, _) in &extents {
+        let active = self.active_mut();
+        for &(at, _) in extents {
             // Below 4 GiB: the segment size is validated so.
             active.offsets.push(Position((start + at as u64) as u32));
         }
-        active.times.push_if_newer(timestamp, relative as u32);
+        let newest = match timestamps {
+            Timestamps::Batch(timestamp) => {
+                active.times.push_if_newer(timestamp, (first - base) as u32);
+                timestamp
+            }
+            Timestamps::AsStored => {
+                let mut newest = last_timestamp;
+                for (offset, &(at, _)) in (first..).zip(extents) {
+                    let stamped = header_at(&records[at..]).map_or(0, |h| h.timestamp);
+                    active.times.push_if_newer(stamped, (offset - base) as u32);
+                    newest = newest.max(stamped);
+                }
+                newest
+            }
+        };
         self.next_offset += extents.len() as u64;
-        self.last_timestamp = timestamp;
+        self.last_timestamp = newest;
         let offsets = first..self.next_offset;
 
         let full = self.next_offset - self.written >= self.config.flush_count as u64
@@ -483,6 +524,33 @@ impl Partition {
         })
     }
     // ANCHOR_END: append
+
+    // ANCHOR: append_replicated
+    /// Appends records exactly as another partition stored them: what a
+    /// follower does with the records it fetched from its partition's leader
+    /// (replication, issue 21). Nothing is stamped, so the follower's bytes
+    /// are the leader's, offsets, timestamps and checksums included. Each
+    /// record must carry this partition's next offset, in order, and a
+    /// checksum that matches its bytes; a batch that does not is refused
+    /// whole ([`Error::NotReplicable`]) and nothing is stored.
+    pub async fn append_replicated(&mut self, records: &[u8]) -> Result<Appended, Error> {
+        self.check_not_failed()?;
+        let extents = record::walk(records)?;
+        for (expected, &(at, len)) in (self.next_offset..).zip(&extents) {
+            let record = &records[at..at + len];
+            let found = header_at(record).map_or(0, |header| header.offset);
+            if found != expected || !checksum_matches(record) {
+                return Err(Error::NotReplicable {
+                    expected,
+                    found,
+                    checksum_matches: checksum_matches(record),
+                });
+            }
+        }
+        self.make_room(records.len() as u64).await?;
+        self.store(records, &extents, Timestamps::AsStored).await
+    }
+    // ANCHOR_END: append_replicated
 
     // ANCHOR: tick
     /// The background saver's step: write what is buffered, and sync as the
