@@ -159,3 +159,65 @@ fn a_follower_with_a_tail_its_leader_lacks_truncates_and_takes_the_leaders() {
         assert_eq!(follower.next_offset(), leader.next_offset());
     });
 }
+
+#[test]
+fn a_follower_behind_the_leaders_retention_restarts_empty_at_its_first_offset() {
+    on_both_drivers(|_| async {
+        let (leader_dir, follower_dir) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = open(leader_dir.path()).await;
+        let mut follower = open(follower_dir.path()).await;
+        append_batches(&mut leader, 0, 20).await;
+        append_batches(&mut follower, 0, 2).await;
+        // The leader kept only its last segments; the follower restarts there.
+        let restart = leader.segment_bases()[2];
+        assert!(
+            matches!(
+                follower.restart_at(1).await,
+                Err(Error::RestartBehind { offset: 1, next: 6 })
+            ),
+            "never backwards"
+        );
+        follower.restart_at(restart).await.unwrap();
+        assert_eq!(
+            (follower.first_offset(), follower.next_offset()),
+            (restart, restart)
+        );
+        assert_eq!(follower.segment_bases(), vec![restart]);
+        replicate(&leader, &mut follower, restart).await;
+        follower.flush().await.unwrap();
+        drop(follower);
+        let follower = open(follower_dir.path()).await;
+        assert_eq!(follower.first_offset(), restart);
+        assert_eq!(follower.next_offset(), leader.next_offset());
+        let (_, leader_bytes) = read_all(&leader, restart, 1000).await;
+        let (_, follower_bytes) = read_all(&follower, restart, 1000).await;
+        assert!(leader_bytes == follower_bytes);
+    });
+}
+
+#[test]
+fn a_restart_cut_short_by_a_crash_leaves_the_old_log_whole() {
+    on_both_drivers(|_| async {
+        // What a crash right after the restart's first step leaves: the old
+        // segments, then a new, empty one at an offset their records do not
+        // reach.
+        let dir = tempfile::tempdir().unwrap();
+        let mut partition = open(dir.path()).await;
+        let next = append_batches(&mut partition, 0, 20).await;
+        partition.flush().await.unwrap();
+        let bases = partition.segment_bases();
+        drop(partition);
+        let restart = next + 100;
+        for extension in ["log", "index", "timeindex"] {
+            let name = stage6_broker::storage::segment::file_name(restart, extension);
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let partition = open(dir.path()).await;
+        assert_eq!(partition.recovery().segments_discarded, 1);
+        assert_eq!(partition.segment_bases(), bases);
+        assert_eq!(partition.next_offset(), next);
+        let (records, _) = read_all(&partition, 0, 1000).await;
+        assert_dense(&records, size_of);
+    });
+}

@@ -105,6 +105,14 @@ pub enum Error {
         /// The offset the next record would get.
         next: u64,
     },
+    /// A restart at an offset the partition has passed: it only moves on.
+    #[error("cannot restart at offset {offset}: the partition's next offset is already {next}")]
+    RestartBehind {
+        /// The offset asked for.
+        offset: u64,
+        /// The offset the next record would get.
+        next: u64,
+    },
     /// A replicated batch that does not continue the log: a record whose
     /// offset is not the next one, or whose checksum does not match.
     #[error(

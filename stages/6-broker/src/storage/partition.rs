@@ -891,6 +891,45 @@ impl Partition {
     }
     // ANCHOR_END: truncate_to
 
+    /// Drops every record and starts the partition over, empty, at `offset`
+    /// (at or past its next offset): a follower so far behind its leader
+    /// that the leader's retention deleted the records it needs next.
+    ///
+    /// The new, empty segment is made first and the old ones deleted oldest
+    /// first. A crash before the last old segment is gone leaves that
+    /// segment followed by an empty one whose base its records do not reach,
+    /// which recovery cuts back (see `recover_last_sealed`): the old log,
+    /// whole, and the restart is made again.
+    pub async fn restart_at(&mut self, offset: u64) -> Result<(), Error> {
+        self.check_not_failed()?;
+        if offset < self.next_offset {
+            return Err(Error::RestartBehind {
+                offset,
+                next: self.next_offset,
+            });
+        }
+        self.write().await?;
+        self.finish_sealing().await?;
+        let fresh = IndexedSegment::create(&self.dir, offset, &self.config).await?;
+        let old = std::mem::replace(&mut self.segments, vec![fresh]);
+        for segment in old {
+            let base = segment.log.base_offset();
+            drop(segment);
+            if let Err(error) = retention::delete_segment(&self.dir, base).await {
+                return Err(self.fail(error));
+            }
+        }
+        if let Err(error) = self.seal_mark.record(u64::MAX).await {
+            return Err(self.fail(error));
+        }
+        self.next_offset = offset;
+        self.written = offset;
+        self.durable = offset;
+        self.reported_corruption.set(None);
+        tracing::info!("{}: restarted empty at offset {offset}", self.dir.display());
+        Ok(())
+    }
+
     // ANCHOR: enforce_retention
     /// Deletes the sealed segments the retention rules expire at `now`
     /// (see [`crate::storage::retention`]), oldest first, never the active one.
