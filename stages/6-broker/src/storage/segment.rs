@@ -950,7 +950,10 @@ impl Segment {
         let buf = AlignedBuf::with_capacity(ALIGN)?;
         let mut buf = self.read_blocks(first, ALIGN, buf).await?;
         buf.truncate((end - first) as usize);
-        buf.pad_to_block();
+        // The whole first block, even when `end` is its start: padding an
+        // empty buffer "to the block" would write nothing and leave that
+        // block's old bytes (a cut on a block boundary did, before).
+        buf.resize_zeroed(ALIGN);
         let mut file = &self.file;
         let BufResult(result, _) = file.write_all_at(buf, first).await;
         result.at(&self.path)?;
