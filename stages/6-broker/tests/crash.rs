@@ -1,6 +1,8 @@
 //! Real crashes: a child process appending with fsync `always` is killed with
 //! SIGKILL at a varying moment, and the partition it left is reopened: every
 //! acknowledged record must be there, every checksum valid, offsets dense.
+//! Also with the writer truncating its partition back every few appends, so
+//! kills land inside truncations.
 //! Rounds alternate Direct I/O on and off and the two compio drivers.
 //! `RIVULET_CRASH_ROUNDS=N` runs N rounds.
 
@@ -38,29 +40,47 @@ fn writer(dir: &Path, policy: &str, count: u64, direct: &str, driver: &str) -> C
 }
 
 /// Runs the writer until it has printed `acks` acknowledgements, kills it,
-/// and returns one past the last acknowledged offset.
-fn run_and_kill(dir: &Path, policy: &str, direct: &str, driver: &str, acks: u64) -> u64 {
-    let mut child = writer(dir, policy, 10_000_000, direct, driver)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// and returns one past the last acknowledged offset (or the offset of the
+/// last truncation, if none came after it). `truncate_every`: the writer's
+/// last argument, 0 for none.
+fn run_and_kill(
+    dir: &Path,
+    policy: &str,
+    direct: &str,
+    driver: &str,
+    acks: u64,
+    truncate_every: u64,
+) -> u64 {
+    let mut command = writer(dir, policy, 10_000_000, direct, driver);
+    if truncate_every > 0 {
+        command.arg(truncate_every.to_string());
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("driver "), "{first}");
-    let mut acked = 0;
+    let (mut acked, mut appends): (u64, u64) = (0, 0);
     for _ in 0..acks {
         let line = lines.next().unwrap().unwrap();
         let fields: Vec<&str> = line.split(' ').collect();
         match fields[..] {
             ["acked", end, durable] => {
                 acked = end.parse().unwrap();
+                appends += 1;
                 assert_eq!(durable, "1", "under `always` every answer is durable");
             }
+            // Not an acknowledgement: what was cut is no longer promised.
+            ["truncated", to] => acked = to.parse().unwrap(),
             _ => panic!("unexpected line from the writer: {line}"),
         }
     }
     child.kill().unwrap();
     assert_eq!(child.wait().unwrap().signal(), Some(9), "died of SIGKILL");
+    // The kill may land in the truncation that comes before the next
+    // append: what it cuts is no longer promised either.
+    if truncate_every > 0 && (appends + 1) % truncate_every == 0 {
+        acked = acked.saturating_sub(2 * BATCH);
+    }
     acked
 }
 
@@ -97,12 +117,32 @@ fn crash_fsync_always_keeps_every_acknowledged_record() {
         let direct = if round % 2 == 0 { "on" } else { "off" };
         let driver = if round % 4 < 2 { "io-uring" } else { "polling" };
         let acks = 5 + (round * 7919) % 150;
-        let acked = run_and_kill(dir.path(), "always", direct, driver, acks);
+        let acked = run_and_kill(dir.path(), "always", direct, driver, acks, 0);
         let survived = survivors(dir.path(), direct == "on");
         eprintln!("round {round} ({direct}, {driver}): {acked} acknowledged, {survived} survived");
         assert!(
             survived >= acked,
             "round {round} ({direct}, {driver}): {acked} acknowledged, {survived} survived"
+        );
+    }
+}
+
+#[test]
+fn crash_during_truncations_keeps_every_acknowledged_record() {
+    // The writer cuts two batches back every third append and appends them
+    // again; a kill inside a cut must leave a valid, dense log holding every
+    // record acknowledged since the last cut, and no record of another.
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..rounds() {
+        let direct = if round % 2 == 0 { "on" } else { "off" };
+        let driver = if round % 4 < 2 { "io-uring" } else { "polling" };
+        let acks = 5 + (round * 7919) % 150;
+        let acked = run_and_kill(dir.path(), "always", direct, driver, acks, 3);
+        let survived = survivors(dir.path(), direct == "on");
+        eprintln!("round {round} ({direct}, {driver}): {acked} promised, {survived} survived");
+        assert!(
+            survived >= acked,
+            "round {round} ({direct}, {driver}): {acked} promised, {survived} survived"
         );
     }
 }

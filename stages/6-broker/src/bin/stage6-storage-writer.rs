@@ -1,8 +1,11 @@
 //! A process for crash tests to kill: appends batches to a stage 6 partition
 //! and reports, line by line, what each answer promised.
 //!
-//! Usage: `stage6-storage-writer DIR POLICY COUNT BATCH PAYLOAD_LEN SEED DIRECT DRIVER`
-//! (`DIRECT`: `on` or `off`; `DRIVER`: `auto`, `io-uring` or `polling`).
+//! Usage: `stage6-storage-writer DIR POLICY COUNT BATCH PAYLOAD_LEN SEED DIRECT DRIVER
+//! [TRUNCATE_EVERY]` (`DIRECT`: `on` or `off`; `DRIVER`: `auto`, `io-uring` or
+//! `polling`; `TRUNCATE_EVERY` N: after every N appends, truncate the
+//! partition back by two batches, printing `truncated OFFSET`, and append
+//! from there again, so a kill can land in the middle of a truncation).
 //!
 //! Record `n` has id `n` and the payload `payload(n + SEED, PAYLOAD_LEN)`
 //! (the tests' own `payload`, included below), so a checker can tell every
@@ -25,9 +28,14 @@ const SEGMENT_SIZE: u64 = 256 << 10;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir, policy, count, batch, payload_len, seed, direct, driver] = args.as_slice() else {
+    let (args, truncate_every) = match args.as_slice() {
+        [rest @ .., every] if rest.len() == 8 => (rest, every.parse().context("TRUNCATE_EVERY")?),
+        rest => (rest, 0),
+    };
+    let [dir, policy, count, batch, payload_len, seed, direct, driver] = args else {
         anyhow::bail!(
-            "usage: stage6-storage-writer DIR POLICY COUNT BATCH PAYLOAD_LEN SEED DIRECT DRIVER"
+            "usage: stage6-storage-writer DIR POLICY COUNT BATCH PAYLOAD_LEN SEED DIRECT DRIVER \
+             [TRUNCATE_EVERY]"
         );
     };
     let config = Config {
@@ -44,6 +52,7 @@ fn main() -> anyhow::Result<()> {
         batch: batch.parse().context("BATCH")?,
         payload_len: payload_len.parse().context("PAYLOAD_LEN")?,
         seed: seed.parse().context("SEED")?,
+        truncate_every,
     };
     let runtime = driver.runtime()?;
     println!("driver {}", driver_name(&runtime));
@@ -56,6 +65,7 @@ struct Job {
     batch: u64,
     payload_len: usize,
     seed: u64,
+    truncate_every: u64,
 }
 
 #[path = "../../tests/common/payload.rs"]
@@ -67,7 +77,19 @@ impl Job {
         let mut out = std::io::stdout().lock();
         let mut next = partition.status().next_offset;
         let end = next + self.count;
+        let mut appends = 0u64;
         while next < end {
+            appends += 1;
+            if self.truncate_every > 0 && appends % self.truncate_every == 0 {
+                // Record `n` is always id `n` with the same payload, so what
+                // is appended again after the cut is what was cut.
+                let to = next
+                    .saturating_sub(2 * self.batch)
+                    .max(partition.first_offset());
+                partition.truncate_to(to).await?;
+                next = to;
+                writeln!(out, "truncated {next}")?;
+            }
             let mut records = Vec::new();
             for n in next..end.min(next + self.batch) {
                 encode_record(
