@@ -78,7 +78,7 @@ fn run_and_kill(
     assert_eq!(child.wait().unwrap().signal(), Some(9), "died of SIGKILL");
     // The kill may land in the truncation that comes before the next
     // append: what it cuts is no longer promised either.
-    if truncate_every > 0 && (appends + 1) % truncate_every == 0 {
+    if truncate_every > 0 && (appends + 1).is_multiple_of(truncate_every) {
         acked = acked.saturating_sub(2 * BATCH);
     }
     acked

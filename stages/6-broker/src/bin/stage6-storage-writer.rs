@@ -80,7 +80,7 @@ impl Job {
         let mut appends = 0u64;
         while next < end {
             appends += 1;
-            if self.truncate_every > 0 && appends % self.truncate_every == 0 {
+            if self.truncate_every > 0 && appends.is_multiple_of(self.truncate_every) {
                 // Record `n` is always id `n` with the same payload, so what
                 // is appended again after the cut is what was cut.
                 let to = next
