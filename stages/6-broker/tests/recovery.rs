@@ -274,24 +274,27 @@ fn index_missing_short_or_ahead_is_rebuilt_from_the_log() {
     });
 }
 
+/// Forty batches of three records (300, 400 and 500 bytes) in a new
+/// partition, flushed and closed; its segments' base offsets.
+async fn forty_batches(dir: &Path, config: &Config) -> Vec<u64> {
+    let mut partition = Partition::open(dir, config.clone()).await.unwrap();
+    for n in 0..40 {
+        partition
+            .append(&mut batch(n * 3, &[300, 400, 500]))
+            .await
+            .unwrap();
+    }
+    partition.flush().await.unwrap();
+    partition.segment_bases()
+}
+
 #[test]
 fn recovery_of_sealed_segments_trusts_their_index_or_walks_them() {
     on_both_drivers(|_| async {
         let original = tempfile::tempdir().unwrap();
         let config = config(16 << 10, true, FsyncPolicy::Never);
-        let mut partition = Partition::open(original.path(), config.clone())
-            .await
-            .unwrap();
-        for n in 0..40 {
-            partition
-                .append(&mut batch(n * 3, &[300, 400, 500]))
-                .await
-                .unwrap();
-        }
-        partition.flush().await.unwrap();
-        let bases = partition.segment_bases();
+        let bases = forty_batches(original.path(), &config).await;
         assert!(bases.len() >= 4, "{bases:?}");
-        drop(partition);
         let sizes = |id: u64| [300, 400, 500][(id % 3) as usize];
 
         // Intact: a reopen walks about one batch per segment.
@@ -344,17 +347,8 @@ fn a_torn_last_sealed_segment_cuts_the_partition_where_its_records_end() {
         // active segment after it did (or some of it did).
         let dir = tempfile::tempdir().unwrap();
         let config = config(16 << 10, false, FsyncPolicy::Never);
-        let mut partition = Partition::open(dir.path(), config.clone()).await.unwrap();
-        for n in 0..40 {
-            partition
-                .append(&mut batch(n * 3, &[300, 400, 500]))
-                .await
-                .unwrap();
-        }
-        partition.flush().await.unwrap();
-        let bases = partition.segment_bases();
+        let bases = forty_batches(dir.path(), &config).await;
         assert!(bases.len() >= 3, "{bases:?}");
-        drop(partition);
         let last_sealed = bases[bases.len() - 2];
         let active = bases[bases.len() - 1];
         // Lose the last sealed segment's records from its third one on.
