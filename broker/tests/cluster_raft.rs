@@ -186,3 +186,48 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         node.shutdown();
     }
 }
+
+#[test]
+fn whole_cluster_restarts_from_its_files() {
+    let root = tempfile::tempdir().unwrap();
+    let members = members();
+    let start = || -> Vec<RaftNode> {
+        (1..=3)
+            .map(|id| RaftNode::start(config(id, &members, root.path())).unwrap())
+            .collect()
+    };
+    let nodes = start();
+    for (id, node) in &members {
+        let cluster = node.cluster.clone();
+        write(&nodes, MetaCommand::RegisterNode { id: *id, cluster });
+    }
+    // Past a snapshot (every 10 entries here) and some entries after it, so
+    // start-up both loads a snapshot and re-applies committed entries.
+    for i in 0..15 {
+        let answer = write(&nodes, create(format!("t{i}")));
+        assert!(
+            matches!(answer, MetaResponse::TopicCreated { .. }),
+            "{answer:?}"
+        );
+    }
+    wait_for("all three to apply 15 topics", || all_equal(&nodes, 15));
+    let before = nodes[0].state();
+    for node in nodes {
+        node.shutdown();
+    }
+
+    let nodes = start();
+    wait_for("the restarted nodes to rebuild the same state", || {
+        all_equal(&nodes, 15)
+    });
+    assert_eq!(*nodes[0].state(), *before);
+    let answer = write(&nodes, create("after-restart".into()));
+    assert!(
+        matches!(answer, MetaResponse::TopicCreated { .. }),
+        "{answer:?}"
+    );
+    wait_for("all three to apply the new write", || all_equal(&nodes, 16));
+    for node in nodes {
+        node.shutdown();
+    }
+}

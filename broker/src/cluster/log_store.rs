@@ -177,7 +177,8 @@ impl LogStore {
         }
         Ok(Self {
             vote: read_atomic(dir, "vote")?,
-            committed: read_atomic(dir, "committed")?,
+            // Written as `Option<LogId>`: `null` is a valid file.
+            committed: read_atomic::<Option<LogId>>(dir, "committed")?.flatten(),
             purged,
             dir: dir.to_path_buf(),
             file,
@@ -402,6 +403,37 @@ mod tests {
         bytes.extend_from_slice(&[0; 12]);
         fs::write(&path, &bytes).unwrap();
         assert_eq!(indexes(&LogStore::open(dir.path()).unwrap()), vec![1, 2]);
+    }
+
+    #[test]
+    fn vote_and_committed_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        let vote = Vote::new(4, 2);
+        let committed = *entry(7).get_log_id();
+        runtime.block_on(async {
+            store.save_committed(None).await.unwrap();
+            store.save_vote(&vote).await.unwrap();
+        });
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!((store.vote, store.committed), (Some(vote), None));
+        runtime
+            .block_on(store.save_committed(Some(committed)))
+            .unwrap();
+        drop(store);
+        let store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(store.committed, Some(committed));
+        // A damaged vote file is an error, never a different vote.
+        let path = dir.path().join("vote");
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(LogStore::open(dir.path()).is_err());
     }
 
     #[test]

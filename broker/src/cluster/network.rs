@@ -94,8 +94,19 @@ pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Resu
             format!("frame of {len} bytes, limit {MAX_FRAME}"),
         ));
     }
-    let mut body = vec![0u8; len as usize];
-    stream.read_exact(&mut body).await?;
+    // Grow with the bytes that arrive, not with what the header claims: a
+    // peer announcing 64 MiB and sending nothing costs nothing.
+    let mut body = Vec::new();
+    (&mut *stream)
+        .take(u64::from(len))
+        .read_to_end(&mut body)
+        .await?;
+    if body.len() != len as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "frame cut short",
+        ));
+    }
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -267,6 +278,61 @@ impl RaftNetwork<TypeConfig> for Connection {
             RaftReply::Vote(Ok(reply)) => Ok(reply),
             RaftReply::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(self.unexpected()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair of streams on loopback.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn hostile_frames_are_errors_not_panics() {
+        // Over the limit: refused from the header alone.
+        let (mut a, mut b) = pair().await;
+        a.write_all(&(MAX_FRAME + 1).to_be_bytes()).await.unwrap();
+        let e = read_frame::<RaftRequest>(&mut b).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+
+        // Not JSON of a request.
+        let (mut a, mut b) = pair().await;
+        a.write_all(&5u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"hello").await.unwrap();
+        let e = read_frame::<RaftRequest>(&mut b).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+
+        // A length, then the peer goes away.
+        let (mut a, mut b) = pair().await;
+        a.write_all(&1000u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"{").await.unwrap();
+        drop(a);
+        let e = read_frame::<RaftRequest>(&mut b).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+
+        // A clean close between frames is the end, not an error.
+        let (a, mut b) = pair().await;
+        drop(a);
+        assert!(read_frame::<RaftRequest>(&mut b).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let (mut a, mut b) = pair().await;
+        let vote = VoteRequest::new(openraft::Vote::new(3, 2), None);
+        write_frame(&mut a, &RaftRequest::Vote(vote.clone()))
+            .await
+            .unwrap();
+        match read_frame::<RaftRequest>(&mut b).await.unwrap() {
+            Some(RaftRequest::Vote(got)) => assert_eq!(got, vote),
+            other => panic!("{other:?}"),
         }
     }
 }
