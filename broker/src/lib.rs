@@ -20,7 +20,8 @@
 //!   for both protocols;
 //! - [`kafka`]: Kafka's wire protocol on a second port, on the same shards
 //!   and topics (kcat, librdkafka, kafka-python talk to it unchanged);
-//! - [`process`]: running `rivulet-server` as a child, for tests and tools.
+//! - [`process`]: running `rivulet-server` as a child, for tests and tools;
+//! - [`cluster`]: issue 21's metadata group on Raft (not wired in yet).
 //!
 //! The binary is `rivulet-server`; the client and the `rivulet` CLI are the
 //! `rivulet-client` package (`clients/rust`).
@@ -28,6 +29,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod groups;
 pub mod http;
 pub mod jobs;
