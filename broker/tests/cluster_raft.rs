@@ -8,26 +8,18 @@
 //! generous limit so a busy machine slows the test down without failing it.
 #![allow(clippy::unwrap_used)] // helpers too: in a test, a panic is a failure report
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::eventually;
 use rivulet_broker::cluster::{
     ClusterError, ClusterState, MetaCommand, MetaResponse, NodeConfig, RaftNode, RivuletNode,
 };
-
-const LIMIT: Duration = Duration::from_secs(30);
-
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < LIMIT, "waited {LIMIT:?} for {what}");
-        sleep(Duration::from_millis(50));
-    }
-}
 
 fn members() -> BTreeMap<u64, RivuletNode> {
     // Free ports: bound then released. Another process could take one in
@@ -64,24 +56,23 @@ fn agreed_leader(nodes: &[RaftNode]) -> Option<u64> {
 }
 
 /// Writes `command` through whichever node leads, retrying through
-/// elections until it is applied.
+/// elections until it is applied (the broker tests' one waiting loop, so
+/// the bound is a count of looks, never a reading of the clock).
 fn write(nodes: &[RaftNode], command: MetaCommand) -> MetaResponse {
-    let start = Instant::now();
-    loop {
-        assert!(start.elapsed() < LIMIT, "no leader took {command:?}");
+    let mut answer = None;
+    eventually(&format!("a leader to take {command:?}"), || {
         let Some(leader) = agreed_leader(nodes) else {
-            sleep(Duration::from_millis(50));
-            continue;
+            return false;
         };
         let node = nodes.iter().find(|n| n.id() == leader).unwrap();
         match node.write(command.clone(), Duration::from_secs(5)) {
-            Ok(answer) => return answer,
-            Err(ClusterError::NotLeader { .. } | ClusterError::TimedOut(_)) => {
-                sleep(Duration::from_millis(50))
-            }
+            Ok(applied) => answer = Some(applied),
+            Err(ClusterError::NotLeader { .. } | ClusterError::TimedOut(_)) => {}
             Err(e) => panic!("write {command:?}: {e}"),
         }
-    }
+        answer.is_some()
+    });
+    answer.unwrap()
 }
 
 fn create(name: String) -> MetaCommand {
@@ -105,7 +96,7 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         .map(|id| RaftNode::start(config(id, &members, root.path())).unwrap())
         .collect();
 
-    wait_for("a leader all three agree on", || {
+    eventually("a leader all three agree on", || {
         agreed_leader(&nodes).is_some()
     });
     for (id, node) in &members {
@@ -128,7 +119,7 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     // A refused command is committed and answered, and changes nothing.
     let answer = write(&nodes, create("before-0".into()));
     assert!(matches!(answer, MetaResponse::Refused { .. }), "{answer:?}");
-    wait_for("all three to apply the same five topics", || {
+    eventually("all three to apply the same five topics", || {
         all_equal(&nodes, 5)
     });
     assert_eq!(nodes[0].state().nodes.len(), 3);
@@ -138,7 +129,7 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     let position = nodes.iter().position(|n| n.id() == old).unwrap();
     let stopped_at = nodes[position].metrics().last_applied.unwrap().index;
     nodes.remove(position).shutdown();
-    wait_for("a new leader among the two left", || {
+    eventually("a new leader among the two left", || {
         agreed_leader(&nodes).is_some_and(|l| l != old)
     });
     for i in 0..25 {
@@ -148,7 +139,7 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
             "{answer:?}"
         );
     }
-    wait_for("both survivors to apply 30 topics", || {
+    eventually("both survivors to apply 30 topics", || {
         all_equal(&nodes, 30)
     });
 
@@ -163,13 +154,13 @@ fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     // Restart the stopped node from its files: it cuts the torn entry and
     // catches up.
     nodes.push(RaftNode::start(config(old, &members, root.path())).unwrap());
-    wait_for("the restarted node to catch up", || all_equal(&nodes, 30));
+    eventually("the restarted node to catch up", || all_equal(&nodes, 30));
     let answer = write(&nodes, create("last".into()));
     assert!(
         matches!(answer, MetaResponse::TopicCreated { .. }),
         "{answer:?}"
     );
-    wait_for("all three to apply the last write", || {
+    eventually("all three to apply the last write", || {
         all_equal(&nodes, 31)
     });
     // The leader purged entries the stopped node never had, so it caught up
@@ -210,14 +201,14 @@ fn whole_cluster_restarts_from_its_files() {
             "{answer:?}"
         );
     }
-    wait_for("all three to apply 15 topics", || all_equal(&nodes, 15));
+    eventually("all three to apply 15 topics", || all_equal(&nodes, 15));
     let before = nodes[0].state();
     for node in nodes {
         node.shutdown();
     }
 
     let nodes = start();
-    wait_for("the restarted nodes to rebuild the same state", || {
+    eventually("the restarted nodes to rebuild the same state", || {
         all_equal(&nodes, 15)
     });
     assert_eq!(*nodes[0].state(), *before);
@@ -226,7 +217,7 @@ fn whole_cluster_restarts_from_its_files() {
         matches!(answer, MetaResponse::TopicCreated { .. }),
         "{answer:?}"
     );
-    wait_for("all three to apply the new write", || all_equal(&nodes, 16));
+    eventually("all three to apply the new write", || all_equal(&nodes, 16));
     for node in nodes {
         node.shutdown();
     }

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rivulet_broker::process::ServerProcess;
 
@@ -62,20 +62,24 @@ pub fn exit_within(
     status
 }
 
+/// How long the waiting loop sleeps between two looks.
+const LOOK_EVERY: Duration = Duration::from_millis(20);
+
 /// The one waiting loop of the broker's tests, every wait above goes
-/// through it: looks at `ready` every 20 ms until it holds (true) or
-/// `bound` has passed (false). A busy machine only makes it look more often.
+/// through it: looks at `ready` every 20 ms until it holds (true) or it
+/// has looked `bound / 20 ms` times (false). The bound is a count of looks,
+/// not a reading of the clock: each look sleeps at least 20 ms, so the loop
+/// waits at least `bound`, and a busy machine, where sleeps and checks run
+/// late, only makes it wait longer, never give up sooner.
 fn holds_within(bound: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + bound;
-    loop {
+    let looks = bound.as_millis() / LOOK_EVERY.as_millis() + 1;
+    for _ in 0..looks {
         if ready() {
             return true;
         }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(LOOK_EVERY);
     }
+    ready()
 }
 
 /// A new connection to `addr` is let in once the server has seen an earlier
