@@ -158,7 +158,8 @@ pub fn cores() -> usize {
 /// from the scheduler (`isolcpus`) or nothing else running, where pinning
 /// buys cache locality and never costs a wait. Rejected: a shard per core,
 /// pinned, the talk's setting, which on a 2-core machine put a shard on the
-/// core a neighbour held and halved throughput.
+/// core a neighbour held and fell behind stage 5 (the ablation's noisy rows
+/// measure it).
 pub fn default_shards(cores: usize) -> usize {
     cores.saturating_sub(1).max(1)
 }

@@ -166,8 +166,8 @@ impl IndexedSegment {
 /// A sealed segment's sync, running in the background while appends go on
 /// into the next segment. Rejected: syncing it in the append that rolls,
 /// which under `never` or a long interval made that one append wait for a
-/// whole segment of dirty pages to reach the disk (0.56 to 0.76 s per 1 GiB
-/// segment on the development VM), once per segment.
+/// whole segment of dirty pages to reach the disk, once per segment (the
+/// `segment_roll` bench's `baseline` row is that build).
 #[derive(Debug)]
 struct SealSync {
     /// The sealed segment's base offset, for the log.
