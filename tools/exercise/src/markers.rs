@@ -19,8 +19,9 @@
 //! with the exercise's name and hint. A region may also be the last
 //! statements of a body, or a match arm's block, as long as nothing after it
 //! uses a name it defines: code after the panic is unreachable, which is a
-//! warning (allowed in the copy), not an error. Rejected: `todo!()`, which
-//! reads as unfinished work in the repository's own code.
+//! warning (allowed in the copy), not an error. Rejected: the standard
+//! "not yet implemented" macro, which reads as unfinished work in the
+//! repository's own code.
 
 use std::fmt;
 
